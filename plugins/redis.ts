@@ -1,0 +1,164 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Cluster, Redis } from 'ioredis'
+import { checkConnectionConfig, closeConnection, createConnection, waitReady } from '../lib/connection.js'
+import type { ConnectionConfig, ManagedConnection } from '../lib/connection.js'
+import { parsePositiveDuration } from '../lib/duration.js'
+import type { Duration } from '../lib/duration.js'
+import { AlreadyRegisteredError, InvalidOptionError, UnknownConnectionError } from '../lib/errors.js'
+import { checkHealth } from '../lib/health.js'
+import type { HealthReport } from '../lib/health.js'
+import { Keyspace } from '../lib/keys.js'
+
+export interface RedisPluginOptions extends ConnectionConfig {
+  /**
+   * Further connections by name, for split databases: `{ sessions: 'redis://…/2' }`.
+   * Feature plugins take `connection: 'sessions'`; without it they use the default connection.
+   * @default {}
+   */
+  connections?: Record<string, string | ConnectionConfig>
+  /** First segment of every key the suite writes. @default 'frs' */
+  prefix?: string
+  /** How long startup waits for each connection to be ready before it fails. @default '5s' */
+  connectTimeout?: Duration
+  /** How long any command may wait for its reply (ioredis `commandTimeout`); not applied to adopted clients. @default '1s' */
+  commandTimeout?: Duration
+  /** How long `close()` waits for QUIT before it disconnects. @default '2s' */
+  closeTimeout?: Duration
+  /** Serve `redisHealth()` on a GET route: `true` for `/health/redis`, or a path. Off, since it tells about your servers. @default false */
+  healthRoute?: boolean | string
+}
+
+/** What feature plugins share: settings and the way to reach a connection. */
+export interface RedisSuiteCore {
+  /** The key prefix of the suite. */
+  readonly prefix: string
+  /** The command timeout in milliseconds. */
+  readonly commandTimeout: number
+  /** Names of every connection, `default` first. */
+  readonly connectionNames: readonly string[]
+  /** A keyspace of this prefix for one feature. */
+  keyspace: (feature: string, namespace?: string) => Keyspace
+  /** Adds a section to `redisHealth()` output (a feature's stats). */
+  addHealthSection: (name: string, report: () => unknown) => void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The default Redis connection: an ioredis `Redis` or `Cluster`. */
+    redis: Redis | Cluster
+    /** A connection by name; no name (or `'default'`) gives `fastify.redis`. Throws FRS_UNKNOWN_CONNECTION for an unknown name. */
+    redisConnection: (name?: string) => Redis | Cluster
+    /** Pings every connection and reports latency, version, role, memory and key counts. */
+    redisHealth: () => Promise<HealthReport>
+    /** Shared settings of the suite for feature plugins. */
+    redisSuite: RedisSuiteCore
+  }
+}
+
+interface ResolvedOptions {
+  connections: Array<[string, ConnectionConfig]>
+  prefix: string
+  connectTimeout: number
+  commandTimeout: number
+  closeTimeout: number
+  healthRoute: string | false
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/
+
+function resolveOptions (opts: RedisPluginOptions): ResolvedOptions {
+  const { connections = {}, prefix = 'frs', connectTimeout = '5s', commandTimeout = '1s', closeTimeout = '2s', healthRoute = false, ...main } = opts
+  const hasMain = (['url', 'options', 'cluster', 'sentinel', 'client'] as const).some((k) => main[k] !== undefined)
+  const defaultConfig = checkConnectionConfig(hasMain ? main : { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, hasMain ? 'options' : 'REDIS_URL')
+  if (connections === null || typeof connections !== 'object' || Array.isArray(connections)) throw new InvalidOptionError('connections', 'expected an object of name → URL or connection settings')
+  const list: Array<[string, ConnectionConfig]> = [['default', defaultConfig]]
+  for (const [name, config] of Object.entries(connections)) {
+    if (!NAME.test(name) || name === 'default') throw new InvalidOptionError(`connections.${name}`, 'a name starts with a letter, has letters, digits, "_" or "-", and is not "default"')
+    list.push([name, checkConnectionConfig(config, `connections.${name}`)])
+  }
+  // Validate the prefix the same way every keyspace will.
+  void new Keyspace({ prefix, feature: 'core' })
+  if (healthRoute !== false && healthRoute !== true && (typeof healthRoute !== 'string' || !healthRoute.startsWith('/'))) {
+    throw new InvalidOptionError('healthRoute', 'expected true, false or a path starting with "/"')
+  }
+  return Object.freeze({
+    connections: list,
+    prefix,
+    connectTimeout: parsePositiveDuration(connectTimeout, 'connectTimeout'),
+    commandTimeout: parsePositiveDuration(commandTimeout, 'commandTimeout'),
+    closeTimeout: parsePositiveDuration(closeTimeout, 'closeTimeout'),
+    healthRoute: healthRoute === true ? '/health/redis' : healthRoute
+  })
+}
+
+const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, opts) => {
+  if (fastify.hasDecorator('redis') || fastify.hasDecorator('redisConnection')) throw new AlreadyRegisteredError()
+  const options = resolveOptions(opts)
+  const defaults = { commandTimeout: options.commandTimeout, connectTimeout: options.connectTimeout }
+  const conns = new Map<string, ManagedConnection>()
+  for (const [name, config] of options.connections) conns.set(name, createConnection(name, config, defaults))
+
+  const results = await Promise.allSettled([...conns.values()].map((c) => waitReady(c, options.connectTimeout)))
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed !== undefined) {
+    await Promise.all([...conns.values()].map((c) => closeConnection(c, 0)))
+    throw failed.reason
+  }
+  for (const conn of conns.values()) {
+    if (conn.owned) watchErrors(fastify, conn)
+  }
+
+  const sections = new Map<string, () => unknown>()
+  const names = Object.freeze([...conns.keys()])
+  const redisConnection = (name = 'default'): Redis | Cluster => {
+    const conn = conns.get(name)
+    if (conn === undefined) throw new UnknownConnectionError(name, names.join(', '))
+    return conn.client
+  }
+  const redisHealth = async (): Promise<HealthReport> => {
+    const entries = await Promise.all([...conns].map(async ([name, c]) => [name, await checkHealth(c.client)] as const))
+    const report: HealthReport = { ok: entries.every(([, h]) => h.ok), connections: Object.fromEntries(entries) }
+    for (const [name, fn] of sections) report[name] = fn()
+    return report
+  }
+
+  fastify.decorate<Redis | Cluster>('redis', redisConnection())
+  fastify.decorate('redisConnection', redisConnection)
+  fastify.decorate('redisHealth', redisHealth)
+  fastify.decorate('redisSuite', Object.freeze({
+    prefix: options.prefix,
+    commandTimeout: options.commandTimeout,
+    connectionNames: names,
+    keyspace: (feature: string, namespace?: string) => new Keyspace({ prefix: options.prefix, feature, namespace }),
+    addHealthSection: (name: string, report: () => unknown) => {
+      if (name === 'ok' || name === 'connections' || sections.has(name)) throw new InvalidOptionError('addHealthSection', `the section "${name}" is taken`)
+      sections.set(name, report)
+    }
+  }))
+
+  if (options.healthRoute !== false) {
+    fastify.get(options.healthRoute, async (_request, reply) => {
+      const report = await redisHealth()
+      return reply.code(report.ok ? 200 : 503).send(report)
+    })
+  }
+
+  fastify.addHook('onClose', async () => {
+    await Promise.all([...conns.values()].map((c) => closeConnection(c, options.closeTimeout)))
+  })
+}
+
+// ioredis emits 'error' on every failed reconnect; an unhandled one would crash the process.
+// Swallow them into a warning (at most one per 10 s per connection) and let ioredis reconnect.
+function watchErrors (fastify: FastifyInstance, conn: ManagedConnection): void {
+  let last = 0
+  conn.client.on('error', (err: Error) => {
+    const now = Date.now()
+    if (now - last < 10_000) return
+    last = now
+    fastify.log.warn({ err, connection: conn.name, address: conn.address }, 'redis connection error; reconnecting')
+  })
+}
+
+export default fp(redisPlugin, { name: 'fastify-redis-suite/redis', fastify: '5.x' })
