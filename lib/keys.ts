@@ -24,6 +24,7 @@ export const MAX_PART_LENGTH = 128
 const SAFE_SEGMENT = /^[A-Za-z0-9_\-./]+$/
 // `%` first so that the escaping is injective; `:` separates parts; braces would make a
 // Cluster hash tag; glob characters would widen a SCAN MATCH; `#` marks a digest.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
 const RESERVED = /[%:{}*?[\]\\#^\s\x00-\x1f\x7f]/g
 
 /** Marks a value to be stored in keys only as a digest. */

@@ -7,3 +7,15 @@ export type { KeyPart, KeyspaceOptions } from '../lib/keys.js'
 export { parseDuration, parseRate } from '../lib/duration.js'
 export type { Duration, Rate, ParsedRate } from '../lib/duration.js'
 export * as errors from '../lib/errors.js'
+
+// cache
+
+// response cache
+
+// session
+
+// rate limit
+
+// otp
+
+// suite

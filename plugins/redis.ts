@@ -78,7 +78,7 @@ function resolveOptions (opts: RedisPluginOptions): ResolvedOptions {
     list.push([name, checkConnectionConfig(config, `connections.${name}`)])
   }
   // Validate the prefix the same way every keyspace will.
-  void new Keyspace({ prefix, feature: 'core' })
+  new Keyspace({ prefix, feature: 'core' }) // eslint-disable-line no-new
   if (healthRoute !== false && healthRoute !== true && (typeof healthRoute !== 'string' || !healthRoute.startsWith('/'))) {
     throw new InvalidOptionError('healthRoute', 'expected true, false or a path starting with "/"')
   }

@@ -64,7 +64,7 @@ t.test('refuses a second registration', async (t) => {
   t.teardown(() => app.close())
   app.register(redisPlugin, { ...redis.connection, prefix: freshPrefix() })
   app.register(redisPlugin, { ...redis.connection, prefix: freshPrefix() })
-  await t.rejects(app.ready(), { code: 'FRS_ALREADY_REGISTERED' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FRS_ALREADY_REGISTERED' })
 })
 
 t.test('bad options fail at startup, naming the option', async (t) => {
@@ -87,7 +87,7 @@ t.test('bad options fail at startup, naming the option', async (t) => {
   for (const [opts, message] of cases) {
     const app = Fastify()
     app.register(redisPlugin, opts)
-    await t.rejects(app.ready(), { code: /FRS_INVALID_(OPTION|DURATION)/, message }, JSON.stringify(opts))
+    await t.rejects(async () => { await app.ready() }, { code: /FRS_INVALID_(OPTION|DURATION)/, message }, JSON.stringify(opts))
     await app.close()
   }
 })
@@ -114,7 +114,7 @@ t.test('one unreachable named connection fails startup and closes the others', a
   let created: Redis | Cluster | undefined
   app.register(redisPlugin, { ...redis.connection, prefix: freshPrefix(), connectTimeout: 300, connections: { dead: `redis://127.0.0.1:${port}` } })
   app.addHook('onRegister', () => {})
-  await t.rejects(app.ready(), { code: 'FRS_REDIS_UNREACHABLE', message: /"dead"/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FRS_REDIS_UNREACHABLE', message: /"dead"/ })
   t.equal(created, undefined)
   await app.close()
 })
