@@ -1,0 +1,95 @@
+import t from 'tap'
+import { randomBytes, randomInt } from 'node:crypto'
+import { Keyspace, MAX_PART_LENGTH, escapeGlob, escapePart, hashed } from '../lib/keys.js'
+import type { KeyPart } from '../lib/keys.js'
+
+const ks = new Keyspace({ prefix: 'app', feature: 'cache', namespace: 'feed', version: 3 })
+
+t.test('layout: prefix:feature:namespace:v{version}:parts', async (t) => {
+  t.equal(ks.key('user', 42), 'app:cache:feed:v3:user:42')
+  t.equal(ks.base, 'app:cache:feed:v3:')
+  t.equal(new Keyspace({ feature: 'rl' }).key('x'), 'frs:rl:default:v1:x', 'defaults')
+  t.equal(ks.with({ version: 4 }).key('a'), 'app:cache:feed:v4:a')
+  t.equal(ks.with({ namespace: 'other' }).key('a'), 'app:cache:other:v3:a')
+})
+
+t.test('known collisions are kept apart', async (t) => {
+  t.not(ks.key('ab', 'c'), ks.key('a', 'bc'))
+  t.not(ks.key('a:b'), ks.key('a', 'b'))
+  t.not(ks.key('user1', '2x'), ks.key('user12', 'x'))
+  t.not(ks.key('%3A'), ks.key(':'))
+  t.not(ks.key(1), ks.key('1 '))
+  t.not(ks.key('#abc'), ks.key(hashed('x')))
+  t.not(ks.taggedKey(['a'], 'b'), ks.key('{a}', 'b'))
+  t.not(new Keyspace({ feature: 'cache', namespace: 'a:b' }).key('c'), new Keyspace({ feature: 'cache', namespace: 'a' }).key('b:c'))
+})
+
+function randomPart (): string {
+  const alphabet = 'ab:%{}*?[]\\#^ \n\t\x00é😀'
+  const len = randomInt(0, 8)
+  let s = ''
+  for (let i = 0; i < len; i++) s += [...alphabet][randomInt(0, [...alphabet].length)]
+  return s
+}
+
+t.test('escaping is injective on many random part lists', async (t) => {
+  const seen = new Map<string, string>()
+  let collisions = 0
+  for (let i = 0; i < 20000; i++) {
+    const parts = Array.from({ length: randomInt(1, 4) }, randomPart)
+    const id = JSON.stringify(parts)
+    const key = ks.key(...parts)
+    const before = seen.get(key)
+    if (before !== undefined && before !== id) collisions++
+    seen.set(key, id)
+  }
+  t.equal(collisions, 0, `${seen.size} distinct part lists, no two share a key`)
+})
+
+t.test('escaped parts carry no separator, brace, glob character or whitespace', async (t) => {
+  const dirty: string[] = []
+  for (let i = 0; i < 2000; i++) {
+    const escaped = escapePart(randomPart())
+    if (/[:{}*?[\]\\\s\x00-\x1f]/.test(escaped)) dirty.push(escaped) // eslint-disable-line no-control-regex
+  }
+  t.same(dirty, [], '2000 random parts escaped clean')
+})
+
+t.test('long and hashed parts are digests', async (t) => {
+  const long = 'x'.repeat(MAX_PART_LENGTH + 1)
+  const key = ks.key(long)
+  t.ok(key.length < 100, 'bounded length')
+  t.match(key, /:#[A-Za-z0-9_-]{43}$/)
+  t.equal(ks.key('x'.repeat(MAX_PART_LENGTH)).length, ks.base.length + MAX_PART_LENGTH, 'at the limit: kept')
+  t.not(ks.key(long), ks.key(long + 'y'))
+  const secret = randomBytes(16).toString('hex')
+  t.notMatch(ks.key(hashed(secret)), secret, 'a hashed part never shows')
+  t.equal(ks.key(hashed(secret)), ks.key(hashed(secret)), 'stable')
+})
+
+t.test('hash tags', async (t) => {
+  t.equal(ks.taggedKey(['route', 'user:1'], 'minute'), 'app:cache:feed:v3:{route:user%3A1}:minute')
+  t.equal(ks.taggedKey(['x']), 'app:cache:feed:v3:{x}')
+  t.throws(() => ks.taggedKey([]), { code: 'FRS_INVALID_KEY_PART' })
+  // user input cannot open a second tag or close ours early
+  t.equal(ks.taggedKey(['a}b{c']).match(/[{}]/g)?.length, 2)
+})
+
+t.test('glob escaping keeps only * as a wildcard', async (t) => {
+  t.equal(escapeGlob('user:*'), 'user%3A*')
+  t.equal(escapeGlob('a?[b]\\*'), 'a%3F%5Bb%5D%5C*')
+  t.equal(ks.pattern('post:*'), 'app:cache:feed:v3:post%3A*')
+  t.equal(ks.pattern(), 'app:cache:feed:v3:*')
+  t.throws(() => escapeGlob(''), { code: 'FRS_INVALID_KEY_PART' })
+})
+
+t.test('bad parts and options', async (t) => {
+  t.throws(() => ks.key(), { code: 'FRS_INVALID_KEY_PART' })
+  t.throws(() => ks.key(Number.NaN), { code: 'FRS_INVALID_KEY_PART', message: /NaN/ })
+  t.throws(() => ks.key(undefined as unknown as KeyPart), { code: 'FRS_INVALID_KEY_PART', message: /undefined/ })
+  t.throws(() => ks.key({} as KeyPart), { code: 'FRS_INVALID_KEY_PART' })
+  t.throws(() => new Keyspace({ feature: 'a:b' }), { code: 'FRS_INVALID_OPTION', message: /"feature"/ })
+  t.throws(() => new Keyspace({ feature: 'x', prefix: '{x}' }), { code: 'FRS_INVALID_OPTION', message: /"prefix"/ })
+  t.throws(() => new Keyspace({ feature: 'x', version: -1 }), { code: 'FRS_INVALID_OPTION', message: /"version"/ })
+  t.throws(() => new Keyspace({ feature: 'x', version: 1.5 }), { code: 'FRS_INVALID_OPTION' })
+})
