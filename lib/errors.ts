@@ -20,6 +20,8 @@ export const InvalidKeyPartError = createError<[string]>(
   'FRS_INVALID_KEY_PART', 'Invalid key part: %s', 500, TypeError)
 
 // cache
+export const LockTimeoutError = createError<[string, number]>(
+  'FRS_LOCK_TIMEOUT', 'Lock "%s" was not acquired within %dms', 503)
 
 // response cache
 
