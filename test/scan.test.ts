@@ -116,4 +116,3 @@ t.test('refuses patterns that could reach beyond one prefix, and bad counts', as
   await t.rejects(deleteByPattern(app.redis, ks.pattern(), { count: 10 }), { code: 'FRS_INVALID_OPTION', message: /"count".*>= 100/ })
   await t.rejects(deleteByPattern(app.redis, ks.pattern(), { batch: 0 }), { code: 'FRS_INVALID_OPTION', message: /"batch"/ })
 })
-
