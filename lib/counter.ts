@@ -46,7 +46,7 @@ export interface BufferedCounterOptions {
 /**
  * A counter that hands its total to a callback every `flushEvery` increments or every
  * `flushInterval` ms, across any number of instances on one key. Increments go to Redis
- * (INCRBY); a flush claims the pending total with GETDEL, so each increment belongs to
+ * (INCRBY); a flush claims the pending total (GET and DEL in one script), so each increment belongs to
  * exactly one claim; a failed `onFlush` gives its claim back with INCRBY.
  */
 export class BufferedCounter {
@@ -115,7 +115,7 @@ export class BufferedCounter {
   }
 
   async #flushOnce (): Promise<number> {
-    const claimed = await this.#client.getdel(this.key)
+    const claimed = await this.#client.frsClaim(this.key)
     const total = (claimed === null ? 0 : Number(claimed)) + this.#held
     this.#held = 0
     if (total === 0) return 0

@@ -152,6 +152,7 @@ t.test('50 concurrent acquirers on two instances: exactly one holds the lock at 
 t.test('bad options are refused, naming the option', async (t) => {
   const app = await buildApp(t)
   const key = lockKey(app, 'bad')
+  await t.rejects(acquireLock(app.redis, '', { ttl: 100 }), { code: 'FRS_INVALID_OPTION', message: /"key"/ })
   await t.rejects(acquireLock(app.redis, key, { ttl: 0 }), { code: 'FRS_INVALID_OPTION', message: /"ttl"/ })
   await t.rejects(acquireLock(app.redis, key, { ttl: 1.5 }), { code: 'FRS_INVALID_OPTION', message: /"ttl"/ })
   await t.rejects(acquireLock(app.redis, key, { ttl: 100, wait: -1 }), { code: 'FRS_INVALID_OPTION', message: /"wait"/ })

@@ -19,11 +19,25 @@ if existed == 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value`
+  },
+  {
+    name: 'frsClaim',
+    numberOfKeys: 1,
+    // KEYS[1] a pending total
+    // reply: its value (nil when there was none), and the key is gone: GETDEL, which
+    // Redis has only since 6.2 while the suite supports Redis 6.
+    lua: `
+local value = redis.call('GET', KEYS[1])
+if value then
+  redis.call('DEL', KEYS[1])
+end
+return value`
   }
 ]
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     frsIncrKeepTtl (key: string, by: number, ttlMs: number): Result<number, Context>
+    frsClaim (key: string): Result<string | null, Context>
   }
 }
