@@ -20,6 +20,10 @@ export const InvalidKeyPartError = createError<[string]>(
   'FRS_INVALID_KEY_PART', 'Invalid key part: %s', 500, TypeError)
 
 // cache
+export const LockTimeoutError = createError<[string, number]>(
+  'FRS_LOCK_TIMEOUT', 'Lock "%s" was not acquired within %dms', 503)
+export const CounterClosedError = createError<[string]>(
+  'FRS_COUNTER_CLOSED', 'Buffered counter "%s" is closed', 500)
 
 // response cache
 
