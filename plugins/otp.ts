@@ -21,6 +21,11 @@ const otpPlugin: FastifyPluginAsync<OtpPluginOptions> = async (fastify, opts) =>
   // The module never logs a code or a token; the redaction is a second line of defence.
   const log = fastify.log.child({ plugin: 'otp' }, { redact: { paths: [...otpRedactPaths], censor: '[Redacted]' } })
   fastify.decorate('otp', new Otp(client, keys, options, log))
+  // A 429 should say when to come back: Retry-After from the error, whatever error handler runs next.
+  fastify.addHook('onError', async (_request, reply, error) => {
+    const retryAfter = (error as { retryAfter?: unknown }).retryAfter
+    if (error.code === 'FRS_OTP_RATE_LIMITED' && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
+  })
 }
 
 export default fp(otpPlugin, {
