@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Test as Tap } from 'tap'
 import Fastify from 'fastify'
+import type { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import otpPlugin from '../plugins/otp.js'
 import type { OtpPluginOptions } from '../plugins/otp.js'
@@ -10,7 +11,7 @@ import redisPlugin from '../plugins/redis.js'
 import type { VerifyResult } from '../lib/otp.js'
 import { buildApp } from './fixtures/app.js'
 import type { TeardownHost } from './fixtures/app.js'
-import { assertKeysHaveTtl, freshPrefix, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
+import { assertKeysHaveTtl, clusterMode, freshPrefix, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
 const raw = rawClient(redis)
@@ -40,7 +41,7 @@ function count (results: VerifyResult[]): Record<string, number> {
 t.test('options: the secret is required and long, bad values fail at startup naming the option', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{}, /"secret"/],
-    [{ secret: 'x'.repeat(31) }, /"secret".*32 characters/],
+    [{ secret: 'x'.repeat(31) }, /"secret".*32 characters(?!.*xxxx)/],
     [{ secret: SECRET, codeTtl: '11m' }, /"codeTtl".*10 minutes/],
     [{ secret: SECRET, codeLength: 3 }, /"codeLength"/],
     [{ secret: SECRET, codeLength: 11 }, /"codeLength"/],
@@ -219,4 +220,35 @@ t.test('no code and no subject readable in clear anywhere in Redis; every key ha
   for (const code of codes) t.notOk(dump.includes(code), 'code not in clear')
   for (const subject of subjects) t.notOk(dump.includes(subject), 'subject not in clear')
   await keysHaveTtl(t, prefix)
+})
+
+t.test('nothing sent to Redis holds a code or a token in clear (MONITOR)', { skip: clusterMode && 'MONITOR is per node' }, async (t) => {
+  const app = await otpApp(t, { resendCooldown: 0 })
+  const monitor = await (raw as Redis).monitor()
+  t.teardown(() => monitor.disconnect())
+  const seen: string[] = []
+  monitor.on('monitor', (_time: string, args: string[]) => { seen.push(args.join(' ')) })
+  const marker = async (name: string): Promise<void> => {
+    const key = app.redisSuite.keyspace('otp').key(name)
+    const deadline = Date.now() + 3000
+    while (!seen.some((c) => c.includes(name)) && Date.now() < deadline) {
+      await app.redis.set(key, '1', 'PX', 1000)
+      await sleep(10)
+    }
+  }
+  await marker('start-marker') // MONITOR streams once Redis has set it up
+  const secrets: string[] = []
+  const { code } = await app.otp.issue({ purpose: 'login', subject: 'mon', length: 10 })
+  secrets.push(code)
+  await app.otp.verify({ purpose: 'login', subject: 'mon', code: wrong(code) })
+  secrets.push(wrong(code))
+  await app.otp.verify({ purpose: 'login', subject: 'mon', code })
+  const { token } = await app.otp.createToken({ purpose: 'reset', subject: 'mon' })
+  secrets.push(token)
+  await app.otp.peekToken(token, { purpose: 'reset' })
+  await app.otp.consumeToken(token, { purpose: 'reset' })
+  await marker('end-marker')
+  t.ok(seen.some((c) => c.includes('frsOtp') || c.includes('evalsha') || c.includes('eval')), `${seen.length} commands seen`)
+  t.ok(seen.some((c) => /getdel/i.test(c)), 'the consume was seen')
+  for (const secret of secrets) t.notOk(seen.some((c) => c.includes(secret)), 'never on the wire')
 })
