@@ -23,7 +23,9 @@ export interface CreateTokenInput {
 
 export interface TokenRecord<T = unknown> { subject: string, data: T }
 
-interface StoredToken { s: string, g: number, d: unknown }
+// s: subject, g: generation at creation, k: the generation key it was read from (kept, so that
+// a later change of the secret, which moves the subject's keys, cannot revive revoked tokens), d: data
+interface StoredToken { s: string, g: number, k: string, d: unknown }
 
 // A token is 32 random bytes in base64url: 43 characters, 256 bits.
 const TOKEN = /^[A-Za-z0-9_-]{43}$/
@@ -61,9 +63,9 @@ export class OtpTokens {
     const ttl = input.ttl === undefined ? this.#options.tokenTtl : parsePositiveDuration(input.ttl, 'ttl')
     if (ttl > this.#options.maxTokenTtl) throw new InvalidOptionError('ttl', `longer than maxTokenTtl (${this.#options.maxTokenTtl}ms)`)
     const token = randomBytes(32).toString('base64url')
-    const generation = await guard(this.#log, 'createToken', () =>
-      this.#client.frsOtpGeneration(this.#generationKey(purpose, subject), ttl + GENERATION_MARGIN))
-    const record = encode({ s: subject, g: generation, d: input.data ?? null })
+    const generationKey = this.#generationKey(purpose, subject)
+    const generation = await guard(this.#log, 'createToken', () => this.#client.frsOtpGeneration(generationKey, ttl + GENERATION_MARGIN))
+    const record = encode({ s: subject, g: generation, k: generationKey, d: input.data ?? null })
     await guard(this.#log, 'createToken', () => this.#client.set(this.#tokenKey(purpose, token), record, 'PX', ttl))
     this.#log?.debug({ purpose, ttl }, 'otp: token created')
     return { token, expiresAt: new Date(Date.now() + ttl) }
@@ -74,7 +76,7 @@ export class OtpTokens {
     const purpose = checkPurpose(opts?.purpose)
     if (typeof token !== 'string' || !TOKEN.test(token)) return null
     const raw = await guard(this.#log, 'consumeToken', () => this.#client.getdel(this.#tokenKey(purpose, token)))
-    const record = await this.#current<T>(purpose, raw)
+    const record = await this.#current<T>(raw)
     this.#log?.debug({ purpose, found: record !== null }, 'otp: token consumed')
     return record
   }
@@ -84,7 +86,7 @@ export class OtpTokens {
     const purpose = checkPurpose(opts?.purpose)
     if (typeof token !== 'string' || !TOKEN.test(token)) return null
     const raw = await guard(this.#log, 'peekToken', () => this.#client.get(this.#tokenKey(purpose, token)))
-    return this.#current<T>(purpose, raw)
+    return this.#current<T>(raw)
   }
 
   /** Invalidates every outstanding token of this purpose and subject (e.g. after a password change). */
@@ -95,10 +97,10 @@ export class OtpTokens {
     this.#log?.debug({ purpose }, 'otp: tokens revoked')
   }
 
-  async #current<T> (purpose: string, raw: string | null): Promise<TokenRecord<T> | null> {
+  async #current<T> (raw: string | null): Promise<TokenRecord<T> | null> {
     if (raw === null) return null
     const stored = JSON.parse(raw) as StoredToken
-    const current = await guard(this.#log, 'tokenGeneration', () => this.#client.get(this.#generationKey(purpose, stored.s)))
+    const current = await guard(this.#log, 'tokenGeneration', () => this.#client.get(stored.k))
     if (Number(current ?? 0) !== stored.g) return null
     return { subject: stored.s, data: stored.d as T }
   }

@@ -128,3 +128,16 @@ t.test('no token readable in clear anywhere in Redis; stored under its SHA-256; 
   t.notOk(keys.join('\n').includes('example.com'), 'no subject in key names')
   await keysHaveTtl(t, app.redisSuite.prefix)
 })
+
+t.test('a new secret does not bring revoked tokens back', async (t) => {
+  const prefix = freshPrefix()
+  const before = await otpApp(t, {}, prefix)
+  const after = await buildApp(t, { prefix }, async (app) => { await app.register(otpPlugin, { secret: randomBytes(32).toString('base64') }) })
+  const { token } = await before.otp.createToken({ purpose: 'reset', subject: 'hank' })
+  const kept = await before.otp.createToken({ purpose: 'reset', subject: 'hank', data: 1 })
+  await before.otp.revokeAll({ subject: 'hank', purpose: 'reset' })
+  const live = await before.otp.createToken({ purpose: 'reset', subject: 'hank', data: 2 })
+  t.equal(await after.otp.consumeToken(token, { purpose: 'reset' }), null, 'still revoked under the new secret')
+  t.equal(await after.otp.peekToken(kept.token, { purpose: 'reset' }), null)
+  t.same(await after.otp.consumeToken(live.token, { purpose: 'reset' }), { subject: 'hank', data: 2 }, 'a live token still works')
+})

@@ -9,6 +9,7 @@ import otpPlugin from '../plugins/otp.js'
 import type { OtpPluginOptions } from '../plugins/otp.js'
 import redisPlugin from '../plugins/redis.js'
 import type { VerifyResult } from '../lib/otp.js'
+import { mac } from '../lib/otp-common.js'
 import { buildApp } from './fixtures/app.js'
 import type { TeardownHost } from './fixtures/app.js'
 import { assertKeysHaveTtl, clusterMode, freshPrefix, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
@@ -251,4 +252,13 @@ t.test('nothing sent to Redis holds a code or a token in clear (MONITOR)', { ski
   t.ok(seen.some((c) => c.includes('frsOtp') || c.includes('evalsha') || c.includes('eval')), `${seen.length} commands seen`)
   t.ok(seen.some((c) => /getdel/i.test(c)), 'the consume was seen')
   for (const secret of secrets) t.notOk(seen.some((c) => c.includes(secret)), 'never on the wire')
+})
+
+t.test('the HMAC input is length-prefixed: fields cannot shift into each other', async (t) => {
+  const s = 'k'.repeat(32)
+  t.not(mac(s, 'l', 'ab', 'c'), mac(s, 'l', 'a', 'bc'))
+  t.not(mac(s, 'l', 'a|b', 'c'), mac(s, 'l', 'a', 'b|c'))
+  t.not(mac(s, 'l', 'a', ''), mac(s, 'l', 'a'))
+  t.equal(mac(s, 'l', 'a', 'b'), mac(s, 'l', 'a', 'b'))
+  t.not(mac(s, 'l', 'a'), mac('j'.repeat(32), 'l', 'a'), 'keyed by the secret')
 })
