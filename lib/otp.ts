@@ -34,6 +34,12 @@ export type VerifyResult =
   /** Too many consecutive failures: the subject is locked out for `retryAfter` seconds. */
   | { status: 'locked', retryAfter: number }
 
+/** Why `issue` refused: inside the resend cooldown, past the daily cap, or the subject is locked out. */
+export type OtpRateLimitReason = 'cooldown' | 'daily-cap' | 'locked'
+
+/** What `issue` throws when it refuses: FRS_OTP_RATE_LIMITED, status 429. */
+export type OtpRateLimited = InstanceType<typeof OtpRateLimitedError> & { retryAfter: number, reason: OtpRateLimitReason }
+
 const DAY = 86_400_000
 
 /**
@@ -74,7 +80,8 @@ export class Otp {
       k.code, k.fails, k.cooldown, k.day, this.#hmac(purpose, subject, code),
       ttl, maxAttempts, o.resendCooldown, o.dailyCap, DAY, o.lockAfter))
     if (status !== 'ok') {
-      const err = Object.assign(new OtpRateLimitedError(retryAfterSeconds(ms)), { retryAfter: retryAfterSeconds(ms), reason: status })
+      const retryAfter = retryAfterSeconds(ms)
+      const err: OtpRateLimited = Object.assign(new OtpRateLimitedError(retryAfter), { retryAfter, reason: status as OtpRateLimitReason })
       this.#log?.debug({ purpose, reason: status }, 'otp: code refused')
       throw err
     }

@@ -50,13 +50,14 @@ t.test('options: the secret is required and long, bad values fail at startup nam
     [{ secret: SECRET, lockAfter: 101 }, /"lockAfter"/],
     [{ secret: SECRET, dailyCap: 0 }, /"dailyCap"/],
     [{ secret: SECRET, resendCooldown: 'soon' }, /"resendCooldown"/],
-    [{ secret: SECRET, tokenTtl: '8d' }, /"tokenTtl"/]
+    [{ secret: SECRET, tokenTtl: '8d' }, /"tokenTtl"/],
+    [{ secret: SECRET, connection: 'nope' }, /"nope"/]
   ]
   for (const [opts, message] of cases) {
     const app = Fastify()
     app.register(redisPlugin, { ...redis.connection, prefix: freshPrefix() })
     app.register(otpPlugin, opts as unknown as OtpPluginOptions)
-    await t.rejects(async () => { await app.ready() }, { code: /FRS_INVALID_(OPTION|DURATION)/, message }, JSON.stringify(opts))
+    await t.rejects(async () => { await app.ready() }, { code: /FRS_(INVALID_(OPTION|DURATION)|UNKNOWN_CONNECTION)/, message }, JSON.stringify(opts))
     await app.close()
   }
   const app = Fastify()
