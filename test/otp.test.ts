@@ -19,9 +19,10 @@ const raw = rawClient(redis)
 t.teardown(() => raw.quit())
 const SECRET = randomBytes(32).toString('base64')
 
-// The fixture's assertion takes a narrower `t` than tap's typings; adapt it.
+// The fixture's assertion (on this branch) takes a narrower `t` than tap's typings; adapt it.
 function keysHaveTtl (t: Tap, prefix: string): Promise<number> {
-  return assertKeysHaveTtl({ ok: (v, m) => t.ok(v, m ?? ''), same: (a, b, m) => t.same(a, b, m ?? '') }, raw, prefix)
+  const asserts = { ok: (v: unknown, m?: string) => t.ok(v, m ?? ''), same: (a: unknown, b: unknown, m?: string) => t.same(a, b, m ?? '') }
+  return assertKeysHaveTtl(asserts, raw, prefix)
 }
 
 function otpApp (t: TeardownHost, otp: Partial<OtpPluginOptions> = {}, prefix = freshPrefix()): Promise<FastifyInstance> {
