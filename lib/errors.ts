@@ -32,3 +32,8 @@ export const CounterClosedError = createError<[string]>(
 // rate limit
 
 // otp
+export const OtpUnavailableError = createError<[{ cause: unknown }?]>(
+  'FRS_OTP_UNAVAILABLE', 'One-time codes and tokens are unavailable: Redis did not answer. Try again later', 503)
+/** `retryAfter` (seconds) and `reason` (`'cooldown'`, `'daily-cap'` or `'locked'`) are set on the instance. */
+export const OtpRateLimitedError = createError<[number]>(
+  'FRS_OTP_RATE_LIMITED', 'One-time code limit reached for this subject; retry in %d seconds', 429)

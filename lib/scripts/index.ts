@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { coreScripts } from './core.js'
 import { lockScripts } from './lock.js'
+import { otpScripts } from './otp.js'
 import type { ScriptDefinition } from './types.js'
 
 export type { ScriptDefinition } from './types.js'
@@ -10,10 +11,11 @@ export type { ScriptDefinition } from './types.js'
 export const scripts: readonly ScriptDefinition[] = Object.freeze([
   ...coreScripts,
   // cache
-  ...lockScripts
+  ...lockScripts,
   // rate limit
   // session
   // otp
+  ...otpScripts,
 ])
 
 const registered = new WeakSet<Redis | Cluster>()
