@@ -26,8 +26,6 @@ export const InvalidKeyPartError = createError<[string]>(
 // session
 export const SessionUnavailableError = createError<[{ cause: unknown }?]>(
   'FRS_SESSION_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
-export const SessionIdTakenError = createError(
-  'FRS_SESSION_ID_TAKEN', 'A new session id was already in use; the session was not saved', 500)
 
 // rate limit
 

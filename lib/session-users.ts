@@ -42,7 +42,7 @@ export class UserIndex {
     if (sessionIds.length > 0) await this.#o.client.zrem(this.key(user), ...sessionIds)
   }
 
-  /** Live sessions of a user; stale entries are dropped from the index on the way. */
+  /** Live sessions of a user, oldest first; stale entries are dropped from the index on the way. */
   async list (userId: string | number): Promise<UserSession[]> {
     const { client } = this.#o
     const user = encodeUser(userId)
@@ -55,7 +55,7 @@ export class UserIndex {
       return { id, createdAt: record.created, expiresAt: Date.now() + ttl, data: record.data }
     }))
     await this.remove(user, ...found.filter((f): f is string => typeof f === 'string'))
-    return found.filter((f): f is UserSession => typeof f !== 'string').sort((a, b) => a.createdAt - b.createdAt)
+    return found.filter((f): f is UserSession => typeof f !== 'string')
   }
 
   /**

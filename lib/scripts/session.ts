@@ -102,8 +102,10 @@ return {1, user or ''}`
     // ARGV[3] absolute lifetime in ms
     // ARGV[4] the most sessions one user may have
     // reply: ids that the cap pushed out (oldest first); the caller ends those sessions
-    lua: PARSE + `
-local t = now()
+    lua: `
+local clock = redis.call('TIME')
+local t = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+-- Fractional ms (microsecond clock), so that sessions created in one millisecond keep their order.
 local score = tonumber(ARGV[2])
 if score == 0 then score = t + tonumber(ARGV[3]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
@@ -115,7 +117,7 @@ if over > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(last[2]) - t)) end
+if last[2] then redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(last[2]) - t))) end
 return evicted`
   }
 ]
