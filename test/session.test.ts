@@ -132,6 +132,7 @@ t.test('a read-only request renews the TTL with PEXPIRE and never SETs (observed
   const app = await sessionApp(t)
   const cookie = await login(app, 'dave')
   const key = app.sessions.store.key(idOf(cookie))
+  await raw.ping() // a Cluster client knows its nodes once connected
   const nodes = raw instanceof Cluster ? raw.nodes('master') : [raw as Redis]
   const seen: string[][] = []
   const monitors = await Promise.all(nodes.map((n) => n.monitor()))
