@@ -72,7 +72,10 @@ export class RedisSessionStore {
   get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
     const { absoluteTimeout, rolling, tombstoneTtl } = this.#o
     this.#o.client.frsSessionGet(this.key(sessionId), absoluteTimeout, rolling ? '1' : '0', tombstoneTtl).then((value) => {
-      const record = value === null ? null : decodeRecord(value)
+      let record = null
+      try {
+        record = value === null ? null : decodeRecord(value)
+      } catch {} // an unreadable record is no session: a new one starts, the old key expires
       if (record === null) return cb(null, null)
       this.stats.loaded++
       const meta: SessionMeta = { created: record.created, user: record.user }
@@ -106,7 +109,7 @@ export class RedisSessionStore {
       return this.#capCookie(session, meta.created)
     }
     const user = this.userOf(session)
-    const maxAge = session.cookie?.originalMaxAge ?? this.#o.idleTimeout
+    const maxAge = Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
     const json = JSON.stringify(session, function (this: unknown, key, value) {
       return this === session && (key === 'cookie' || key === META_FIELD) ? undefined : value
     })

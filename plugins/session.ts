@@ -1,6 +1,6 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { parsePositiveDuration } from '../lib/duration.js'
 import type { Duration } from '../lib/duration.js'
@@ -137,11 +137,13 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     saveUninitialized: options.saveUninitialized
   })
 
-  // Runs after @fastify/session's onSend: a session whose write was refused (logged out or
-  // revoked while this request ran) must not leave its id in the browser.
-  fastify.addHook('onSend', async (request, reply) => {
+  // Runs after @fastify/session's onSend: a destroyed session (null), or one whose write was
+  // refused (logged out or revoked while this request ran), must not leave its id in the browser.
+  const clear = { path: options.cookie.path, domain: options.cookie.domain ?? null } as unknown as Parameters<FastifyReply['clearCookie']>[1]
+  fastify.addHook('onSend', (request, reply, _payload, done) => {
     const session = request.session as unknown as { [GONE]?: boolean } | null
-    if (session?.[GONE] === true) reply.clearCookie(options.cookieName, { path: options.cookie.path, domain: options.cookie.domain ?? null } as never)
+    if (session === null || session[GONE] === true) reply.clearCookie(options.cookieName, clear)
+    done()
   })
 
   fastify.decorate<SessionManager>('sessions', {

@@ -183,6 +183,7 @@ t.test('logout during an in-flight request: the session stays gone', async (t) =
   await app.holds.entered.promise
   const out = await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
   t.equal(out.statusCode, 200)
+  t.equal(out.cookies.find((c) => c.name === 'sessionId')?.value, '', 'logout clears the cookie')
   app.holds.release.open()
   const res = await slow
   t.equal(res.statusCode, 200)
