@@ -80,6 +80,22 @@ t.test('a missing, short or wrong secret stops startup with an error naming the 
   await t.resolves(start([SECRET, 'y'.repeat(32)]), 'two secrets of 32+ characters start')
 })
 
+t.test('other invalid options stop startup, naming the option', async (t) => {
+  const start = async (opts: Record<string, unknown>) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(redisPlugin, { ...redis.connection, prefix: freshPrefix() })
+    await app.register(sessionPlugin, { secret: SECRET, ...opts })
+    await app.ready()
+  }
+  await t.rejects(start({ idleTimeout: 'soon' }), { code: 'FRS_INVALID_DURATION', message: /"idleTimeout"/ })
+  await t.rejects(start({ absoluteTimeout: 0 }), { code: 'FRS_INVALID_DURATION', message: /"absoluteTimeout"/ })
+  await t.rejects(start({ cookie: { sameSite: 'none', secure: false } }), { code: 'FRS_INVALID_OPTION', message: /"cookie.sameSite"/ })
+  await t.rejects(start({ maxSessionsPerUser: 0 }), { code: 'FRS_INVALID_OPTION', message: /"maxSessionsPerUser"/ })
+  await t.rejects(start({ userIdField: '_frs' }), { code: 'FRS_INVALID_OPTION', message: /"userIdField"/ })
+  await t.rejects(start({ cookieName: 'a;b' }), { code: 'FRS_INVALID_OPTION', message: /"cookieName"/ })
+})
+
 t.test('secret rotation: the first secret signs, every one verifies; a dropped secret ends its cookies', async (t) => {
   const oldSecret = 'o'.repeat(40)
   const newSecret = 'n'.repeat(40)

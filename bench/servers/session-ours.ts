@@ -1,5 +1,4 @@
-// This suite's session plugin (Redis store on the shared ioredis pool). AUTOPIPELINE=1 turns on
-// ioredis enableAutoPipelining in the core plugin (node-redis, the peer's client, batches writes by default).
+// This suite's session plugin (Redis store on the shared ioredis pool), core plugin defaults.
 import Fastify from 'fastify'
 import redisPlugin from '../../plugins/redis.js'
 import sessionPlugin from '../../plugins/session.js'
@@ -7,7 +6,7 @@ import { announce } from '../harness.js'
 import { sessionRoutes } from './session-routes.js'
 
 const app = Fastify({ logger: false })
-await app.register(redisPlugin, { url: process.env.REDIS_URL as string, prefix: 'benchours', options: { enableAutoPipelining: process.env.AUTOPIPELINE === '1' } })
+await app.register(redisPlugin, { url: process.env.REDIS_URL as string, prefix: 'benchours' })
 // Plain http on loopback: the production default (Secure) would keep the cookie from being sent.
 await app.register(sessionPlugin, { secret: 'bench-secret-bench-secret-bench-secret', cookie: { secure: false }, userIdField: 'benchUser' })
 sessionRoutes(app)
