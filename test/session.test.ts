@@ -31,6 +31,7 @@ t.test('anonymous traffic writes no key; the cookie is httpOnly, SameSite=Lax, P
   const ttl = await raw.pttl(app.sessions.store.key(idOf(sessionCookie(res) as string)))
   t.ok(ttl > 86_400_000 - 5000 && ttl <= 86_400_000, `Redis TTL is the cookie max age (1d), got ${ttl}`)
   t.ok(Math.abs(new Date(c?.expires as Date).getTime() - Date.now() - 86_400_000) < 5000, 'cookie expires in 1d')
+  t.match((await app.redisHealth()).session, { created: 1, loaded: 0, errors: 0 }, 'store stats in redisHealth()')
   await noKeyWithoutTtl(t, raw, app)
 })
 
