@@ -10,6 +10,8 @@ export interface SessionMeta {
   created: number
   /** The owner's user id as stored (URI-encoded), or `''`. */
   user: string
+  /** The idle TTL (cookie max age) as stored, so that a change of it alone is saved too. */
+  maxAge: number
 }
 
 /** The session field that marks a session loaded from (or created in) Redis. Reserved. */
@@ -78,7 +80,7 @@ export class RedisSessionStore {
       } catch {} // an unreadable record is no session: a new one starts, the old key expires
       if (record === null) return cb(null, null)
       this.stats.loaded++
-      const meta: SessionMeta = { created: record.created, user: record.user }
+      const meta: SessionMeta = { created: record.created, user: record.user, maxAge: record.maxAge }
       cb(null, { ...record.data, cookie: { originalMaxAge: record.maxAge }, [META_FIELD]: meta })
     }, (err: unknown) => cb(this.#fail(err)))
   }
@@ -104,12 +106,12 @@ export class RedisSessionStore {
   async #save (sessionId: string, session: StoredSession): Promise<void> {
     const { client, absoluteTimeout } = this.#o
     const meta = session[META_FIELD] as SessionMeta | undefined
-    if (meta !== undefined && session.isModified?.() === false) {
+    const maxAge = Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
+    if (meta !== undefined && maxAge === meta.maxAge && session.isModified?.() === false) {
       this.stats.unchanged++ // the read already renewed the TTL
       return this.#capCookie(session, meta.created)
     }
     const user = this.userOf(session)
-    const maxAge = Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
     const json = JSON.stringify(session, function (this: unknown, key, value) {
       return this === session && (key === 'cookie' || key === META_FIELD) ? undefined : value
     })
@@ -121,14 +123,15 @@ export class RedisSessionStore {
       const created = await client.frsSessionCreate(this.key(sessionId), maxAge, absoluteTimeout, user, json)
       if (created === null) return this.#refuse(session)
       this.stats.created++
-      session[META_FIELD] = { created, user } satisfies SessionMeta
+      session[META_FIELD] = { created, user, maxAge } satisfies SessionMeta
       this.#capCookie(session, created)
     } else {
       const [written, previous] = await client.frsSessionUpdate(this.key(sessionId), maxAge, absoluteTimeout, user, json, meta.created)
       if (written === 0) return this.#refuse(session)
       this.stats.updated++
       if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
-      session[META_FIELD] = { created: meta.created, user } satisfies SessionMeta
+      session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta
+      this.#capCookie(session, meta.created)
     }
     for (const id of evicted) if (id !== sessionId) await this.destroySession(id, user)
   }

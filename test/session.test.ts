@@ -225,6 +225,21 @@ t.test('a new id is created only if unused (NX): a create never overwrites a ses
   await noKeyWithoutTtl(t, raw, app)
 })
 
+t.test('a change of the cookie max age alone (remember me) is stored, capped by the absolute lifetime', async (t) => {
+  const app = await sessionApp(t, { idleTimeout: '1h', absoluteTimeout: '10d' })
+  const cookie = await login(app, 'ivy')
+  const key = app.sessions.store.key(idOf(cookie))
+  t.ok(await raw.pttl(key) <= 3_600_000, 'idle TTL 1h at first')
+  const res = await app.inject({ method: 'POST', url: '/remember', headers: { cookie } })
+  const ttl = await raw.pttl(key)
+  t.ok(ttl > 9 * 86_400_000 && ttl <= 10 * 86_400_000, `TTL now follows the 30d max age, capped at 10d (${ttl}ms)`)
+  const expires = new Date(res.cookies.find((c) => c.name === 'sessionId')?.expires as Date).getTime()
+  t.ok(expires - Date.now() <= 10 * 86_400_000 + 5000, 'the cookie does not outlive the absolute deadline')
+  await me(app, cookie)
+  t.ok(await raw.pttl(key) > 9 * 86_400_000, 'reads renew to the stored max age')
+  await noKeyWithoutTtl(t, raw, app)
+})
+
 t.test('absolute timeout: rolling renewal never extends a session past it', async (t) => {
   const app = await sessionApp(t, { idleTimeout: '1h', absoluteTimeout: 1500 })
   const started = Date.now()
