@@ -213,6 +213,23 @@ t.test('logout during an in-flight request: the session stays gone', async (t) =
   await noKeyWithoutTtl(t, raw, app)
 })
 
+t.test('a session that expires during a request is not recreated by its late write', async (t) => {
+  const app = await sessionApp(t, { idleTimeout: 400 })
+  const cookie = await login(app, 'jay')
+  const key = app.sessions.store.key(idOf(cookie))
+  const slow = app.inject({ method: 'POST', url: '/held-write', headers: { cookie } })
+  await app.holds.entered.promise
+  const deadline = Date.now() + 5000
+  while (await raw.exists(key) === 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await raw.exists(key), 0, 'expired while the request ran')
+  app.holds.release.open()
+  const res = await slow
+  t.equal(res.statusCode, 200)
+  t.equal(sessionCookie(res), undefined, 'the response clears the cookie')
+  t.equal(await raw.exists(key), 0, 'the late write did not recreate it')
+  t.equal((await me(app, cookie)).userId, null)
+})
+
 t.test('a new id is created only if unused (NX): a create never overwrites a session', async (t) => {
   const app = await sessionApp(t)
   const cookie = await login(app, 'gina')
