@@ -28,6 +28,8 @@ export const CounterClosedError = createError<[string]>(
 // response cache
 
 // session
+export const SessionUnavailableError = createError<[{ cause: unknown }?]>(
+  'FRS_SESSION_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
 
 // rate limit
 

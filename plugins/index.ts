@@ -13,6 +13,10 @@ export * as errors from '../lib/errors.js'
 // response cache
 
 // session
+export { default as session } from './session.js'
+export type { SessionPluginOptions, SessionCookieOptions, SessionManager } from './session.js'
+export { RedisSessionStore } from '../lib/session-store.js'
+export type { UserSession } from '../lib/session-users.js'
 
 // rate limit
 

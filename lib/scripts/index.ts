@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { coreScripts } from './core.js'
 import { lockScripts } from './lock.js'
 import { otpScripts } from './otp.js'
+import { sessionScripts } from './session.js'
 import type { ScriptDefinition } from './types.js'
 
 export type { ScriptDefinition } from './types.js'
@@ -14,6 +15,7 @@ export const scripts: readonly ScriptDefinition[] = Object.freeze([
   ...lockScripts,
   // rate limit
   // session
+  ...sessionScripts,
   // otp
   ...otpScripts,
 ])

@@ -1,0 +1,14 @@
+// This suite's session plugin (Redis store on the shared ioredis pool), core plugin defaults.
+import Fastify from 'fastify'
+import redisPlugin from '../../plugins/redis.js'
+import sessionPlugin from '../../plugins/session.js'
+import { announce } from '../harness.js'
+import { sessionRoutes } from './session-routes.js'
+
+const app = Fastify({ logger: false })
+await app.register(redisPlugin, { url: process.env.REDIS_URL as string, prefix: 'benchours' })
+// Plain http on loopback: the production default (Secure) would keep the cookie from being sent.
+await app.register(sessionPlugin, { secret: 'bench-secret-bench-secret-bench-secret', cookie: { secure: false }, userIdField: 'benchUser' })
+sessionRoutes(app)
+await app.listen({ host: '127.0.0.1', port: 0 })
+announce((app.server.address() as { port: number }).port)

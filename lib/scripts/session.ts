@@ -1,0 +1,133 @@
+import type { Result } from 'ioredis'
+import type { ScriptDefinition } from './types.js'
+
+// Session records are strings `1:<createdMs>:<maxAgeMs>:<userLength>:<user><json>`: the
+// header lets a script enforce the absolute lifetime and know the owner without decoding
+// JSON. A destroyed session is the tombstone `x` for a short while, so that neither a write
+// still in flight nor a racing create can bring it back.
+const PARSE = `
+local function parse(v)
+  if not v then return nil end
+  local created, maxAge, ulen, pos = string.match(v, '^1:(%d+):(%d+):(%d+):()')
+  if not created then return nil end
+  ulen = tonumber(ulen)
+  return tonumber(created), tonumber(maxAge), string.sub(v, pos, pos + ulen - 1), pos + ulen
+end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function ttlOf(created, maxAge, absolute, t)
+  return math.min(maxAge, created + absolute - t)
+end`
+
+export const sessionScripts: ScriptDefinition[] = [
+  {
+    name: 'frsSessionGet',
+    numberOfKeys: 1,
+    // KEYS[1] the session key
+    // ARGV[1] absolute lifetime in ms
+    // ARGV[2] '1' to renew the idle TTL (rolling), '0' not to
+    // ARGV[3] tombstone TTL in ms
+    // reply: the record, or nil when absent, destroyed or past its absolute lifetime
+    lua: PARSE + `
+local v = redis.call('GET', KEYS[1])
+local created, maxAge = parse(v)
+if not created then return nil end
+local t = now()
+local ttl = ttlOf(created, maxAge, tonumber(ARGV[1]), t)
+if ttl <= 0 then
+  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
+  return nil
+end
+if ARGV[2] == '1' then redis.call('PEXPIRE', KEYS[1], ttl) end
+return v`
+  },
+  {
+    name: 'frsSessionCreate',
+    numberOfKeys: 1,
+    // KEYS[1] the session key of a new id
+    // ARGV[1] idle TTL (cookie max age) in ms
+    // ARGV[2] absolute lifetime in ms
+    // ARGV[3] the owner's user id, or ''
+    // ARGV[4] the session data as JSON
+    // reply: the creation time in ms, or nil when the key exists (id taken or tombstone)
+    lua: PARSE + `
+local t = now()
+local maxAge = tonumber(ARGV[1])
+local v = '1:' .. t .. ':' .. maxAge .. ':' .. #ARGV[3] .. ':' .. ARGV[3] .. ARGV[4]
+if redis.call('SET', KEYS[1], v, 'NX', 'PX', ttlOf(t, maxAge, tonumber(ARGV[2]), t)) then return t end
+return nil`
+  },
+  {
+    name: 'frsSessionUpdate',
+    numberOfKeys: 1,
+    // KEYS[1] the session key of a loaded session
+    // ARGV[1] idle TTL (cookie max age) in ms
+    // ARGV[2] absolute lifetime in ms
+    // ARGV[3] the owner's user id, or ''
+    // ARGV[4] the session data as JSON
+    // ARGV[5] the creation time the session was loaded with
+    // reply: {1, previous user} when written; {0} when the session is gone (destroyed,
+    // expired, or replaced), so that a write never recreates it
+    lua: PARSE + `
+local created, _, user = parse(redis.call('GET', KEYS[1]))
+if not created or created ~= tonumber(ARGV[5]) then return {0} end
+local maxAge = tonumber(ARGV[1])
+local ttl = ttlOf(created, maxAge, tonumber(ARGV[2]), now())
+if ttl <= 0 then return {0} end
+redis.call('SET', KEYS[1], '1:' .. created .. ':' .. maxAge .. ':' .. #ARGV[3] .. ':' .. ARGV[3] .. ARGV[4], 'PX', ttl)
+return {1, user}`
+  },
+  {
+    name: 'frsSessionDestroy',
+    numberOfKeys: 1,
+    // KEYS[1] the session key
+    // ARGV[1] tombstone TTL in ms
+    // ARGV[2] only destroy when the owner is this user id; '' for any session
+    // reply: {1, owner or ''} when a tombstone was written (also over an absent key, so that
+    // a create racing a revoke fails); {0} when it is a live session of another user
+    lua: PARSE + `
+local created, _, user = parse(redis.call('GET', KEYS[1]))
+if ARGV[2] ~= '' and created and user ~= ARGV[2] then return {0} end
+redis.call('SET', KEYS[1], 'x', 'PX', ARGV[1])
+return {1, user or ''}`
+  },
+  {
+    name: 'frsSessionIndexAdd',
+    numberOfKeys: 1,
+    // KEYS[1] the user's index: a sorted set of session ids scored by their absolute deadline
+    // ARGV[1] the session id
+    // ARGV[2] its absolute deadline in ms, or 0 for now + ARGV[3] (a session about to be created)
+    // ARGV[3] absolute lifetime in ms
+    // ARGV[4] the most sessions one user may have
+    // reply: ids that the cap pushed out (oldest first); the caller ends those sessions
+    lua: `
+local clock = redis.call('TIME')
+local t = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+-- Fractional ms (microsecond clock), so that sessions created in one millisecond keep their order.
+local score = tonumber(ARGV[2])
+if score == 0 then score = t + tonumber(ARGV[3]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
+redis.call('ZADD', KEYS[1], score, ARGV[1])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+local evicted = {}
+if over > 0 then
+  evicted = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(last[2]) - t))) end
+return evicted`
+  }
+]
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number): Result<string | null, Context>
+    frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
+    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number): Result<[0] | [1, string], Context>
+    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string): Result<[0] | [1, string], Context>
+    frsSessionIndexAdd (key: string, sessionId: string, deadlineMs: number, absoluteMs: number, cap: number): Result<string[], Context>
+  }
+}

@@ -1,0 +1,155 @@
+import type { Cluster, Redis } from 'ioredis'
+import { SessionUnavailableError } from './errors.js'
+import type { Keyspace } from './keys.js'
+import { decodeRecord, encodeUser } from './session-record.js'
+import { UserIndex } from './session-users.js'
+
+/** Where a loaded session came from; kept in the session under {@link META_FIELD}. */
+export interface SessionMeta {
+  /** Creation time in ms (Redis clock): the start of the absolute lifetime. */
+  created: number
+  /** The owner's user id as stored (URI-encoded), or `''`. */
+  user: string
+  /** The idle TTL (cookie max age) as stored, so that a change of it alone is saved too. */
+  maxAge: number
+}
+
+/** The session field that marks a session loaded from (or created in) Redis. Reserved. */
+export const META_FIELD = '_frs'
+
+/** Set on a session whose write was refused because it is gone (destroyed, revoked, expired). */
+export const GONE = Symbol('frs.session.gone')
+
+export interface SessionStoreOptions {
+  client: Redis | Cluster
+  keyspace: Keyspace
+  /** Idle timeout in ms when the cookie has no max age. */
+  idleTimeout: number
+  /** Absolute lifetime in ms from creation; rolling renewal never passes it. */
+  absoluteTimeout: number
+  /** Renew the idle TTL on every read. */
+  rolling: boolean
+  /** How long a destroyed id stays blocked, in ms. */
+  tombstoneTtl: number
+  /** The session field that holds the user id. */
+  userIdField: string
+  /** The most sessions one user may have; older ones are ended. */
+  maxSessionsPerUser: number
+}
+
+type Callback<T = void> = (err?: Error | null, value?: T) => void
+
+interface StoredSession {
+  [field: string]: unknown
+  cookie?: { originalMaxAge?: number | null, expires?: Date | null }
+  isModified?: () => boolean
+  [GONE]?: boolean
+}
+
+/**
+ * A store for @fastify/session on ioredis: JSON records, TTL from the cookie, written only
+ * when the data changed; a read renews the idle TTL inside the read (one round trip), and a
+ * write never recreates a session that is gone.
+ */
+export class RedisSessionStore {
+  readonly users: UserIndex
+  readonly stats = { loaded: 0, created: 0, updated: 0, unchanged: 0, refused: 0, destroyed: 0, errors: 0 }
+  readonly #o: SessionStoreOptions
+
+  constructor (opts: SessionStoreOptions) {
+    this.#o = opts
+    this.users = new UserIndex(opts, this)
+  }
+
+  /** The Redis key of a session id. */
+  key (sessionId: string): string {
+    return this.#o.keyspace.key('s', sessionId)
+  }
+
+  /** The user id of a session as stored (URI-encoded, so that its length is its byte length). */
+  userOf (session: Record<string, unknown>): string {
+    return encodeUser(session[this.#o.userIdField])
+  }
+
+  get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
+    const { absoluteTimeout, rolling, tombstoneTtl } = this.#o
+    this.#o.client.frsSessionGet(this.key(sessionId), absoluteTimeout, rolling ? '1' : '0', tombstoneTtl).then((value) => {
+      let record = null
+      try {
+        record = value === null ? null : decodeRecord(value)
+      } catch {} // an unreadable record is no session: a new one starts, the old key expires
+      if (record === null) return cb(null, null)
+      this.stats.loaded++
+      const meta: SessionMeta = { created: record.created, user: record.user, maxAge: record.maxAge }
+      cb(null, { ...record.data, cookie: { originalMaxAge: record.maxAge }, [META_FIELD]: meta })
+    }, (err: unknown) => cb(this.#fail(err)))
+  }
+
+  set (sessionId: string, session: object, cb: Callback): void {
+    this.#save(sessionId, session as StoredSession).then(() => cb(), (err: unknown) => cb(this.#fail(err)))
+  }
+
+  destroy (sessionId: string, cb: Callback): void {
+    this.destroySession(sessionId).then(() => cb(), (err: unknown) => cb(this.#fail(err)))
+  }
+
+  /** Ends one session: a tombstone replaces it, and its user's index forgets it. */
+  async destroySession (sessionId: string, onlyUser = ''): Promise<boolean> {
+    const [done, user] = await this.#o.client.frsSessionDestroy(this.key(sessionId), this.#o.tombstoneTtl, onlyUser)
+    if (done === 0) return false
+    this.stats.destroyed++
+    // Second step, other slot: a failure leaves a stale entry, which reads skip.
+    if (user !== undefined && user !== '') await this.users.remove(user, sessionId).catch(() => {})
+    return user !== undefined && user !== ''
+  }
+
+  async #save (sessionId: string, session: StoredSession): Promise<void> {
+    const { client, absoluteTimeout } = this.#o
+    const meta = session[META_FIELD] as SessionMeta | undefined
+    const maxAge = Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
+    if (meta !== undefined && maxAge === meta.maxAge && session.isModified?.() === false) {
+      this.stats.unchanged++ // the read already renewed the TTL
+      return this.#capCookie(session, meta.created)
+    }
+    const user = this.userOf(session)
+    const json = JSON.stringify(session, function (this: unknown, key, value) {
+      return this === session && (key === 'cookie' || key === META_FIELD) ? undefined : value
+    })
+    // The user index is written before the session, so a session never has an owner that
+    // revokeUser() cannot find; an index entry without its session is harmless.
+    let evicted: string[] = []
+    if (user !== '' && user !== meta?.user) evicted = await this.users.add(user, sessionId, meta === undefined ? 0 : meta.created + absoluteTimeout)
+    if (meta === undefined) {
+      const created = await client.frsSessionCreate(this.key(sessionId), maxAge, absoluteTimeout, user, json)
+      if (created === null) return this.#refuse(session)
+      this.stats.created++
+      session[META_FIELD] = { created, user, maxAge } satisfies SessionMeta
+      this.#capCookie(session, created)
+    } else {
+      const [written, previous] = await client.frsSessionUpdate(this.key(sessionId), maxAge, absoluteTimeout, user, json, meta.created)
+      if (written === 0) return this.#refuse(session)
+      this.stats.updated++
+      if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
+      session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta
+      this.#capCookie(session, meta.created)
+    }
+    for (const id of evicted) if (id !== sessionId) await this.destroySession(id, user)
+  }
+
+  #refuse (session: StoredSession): void {
+    this.stats.refused++
+    session[GONE] = true
+  }
+
+  // The cookie need not outlive the absolute deadline.
+  #capCookie (session: StoredSession, created: number): void {
+    const deadline = created + this.#o.absoluteTimeout
+    const cookie = session.cookie
+    if (cookie?.expires instanceof Date && cookie.expires.getTime() > deadline) cookie.expires = new Date(deadline)
+  }
+
+  #fail (err: unknown): Error {
+    this.stats.errors++
+    return err instanceof SessionUnavailableError ? err : new SessionUnavailableError({ cause: err })
+  }
+}

@@ -1,0 +1,162 @@
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import fp from 'fastify-plugin'
+import { parsePositiveDuration } from '../lib/duration.js'
+import type { Duration } from '../lib/duration.js'
+import { InvalidOptionError } from '../lib/errors.js'
+import { GONE, RedisSessionStore } from '../lib/session-store.js'
+import type { UserSession } from '../lib/session-users.js'
+
+export interface SessionCookieOptions {
+  /** Send the cookie over HTTPS only; `'auto'` follows the request's protocol. @default process.env.NODE_ENV === 'production' */
+  secure?: boolean | 'auto'
+  /** @default 'lax' */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /** @default true */
+  httpOnly?: boolean
+  /** @default '/' */
+  path?: string
+  /** @default undefined (host only) */
+  domain?: string
+}
+
+export interface SessionPluginOptions {
+  /** Cookie signing secret of at least 32 characters, or several, newest first, to rotate (the first signs, all verify). Required. */
+  secret: string | string[]
+  /** Named connection of the core plugin. @default the default connection */
+  connection?: string
+  /** Key namespace. @default 'default' */
+  namespace?: string
+  /** @default 'sessionId' */
+  cookieName?: string
+  /** Name the cookie `__Host-<cookieName>` (needs `secure: true`, path `/`, no domain). @default false */
+  hostPrefix?: boolean
+  /** Cookie attributes. @default { secure: NODE_ENV === 'production', sameSite: 'lax', httpOnly: true, path: '/' } */
+  cookie?: SessionCookieOptions
+  /** Idle timeout: the cookie's max age and the Redis TTL, renewed by each request when `rolling`. @default '1d' */
+  idleTimeout?: Duration
+  /** Absolute lifetime from creation, which rolling renewal never extends. @default '7d' */
+  absoluteTimeout?: Duration
+  /** Renew the idle timeout on every request (by PEXPIRE inside the read). @default true */
+  rolling?: boolean
+  /** Store sessions that hold no data (anonymous traffic). @default false */
+  saveUninitialized?: boolean
+  /** The session field holding the user id, for the per-user index. @default 'userId' */
+  userIdField?: string
+  /** The most sessions of one user; creating more ends the oldest. @default 100 */
+  maxSessionsPerUser?: number
+  /** How long a destroyed session id stays blocked against writes still in flight. @default '5m' */
+  tombstoneTtl?: Duration
+}
+
+/** `fastify.sessions`: sessions seen from the server side. */
+export interface SessionManager {
+  /** Live sessions of a user, oldest first. */
+  listForUser: (userId: string | number) => Promise<UserSession[]>
+  /** Ends every session of a user on every instance (log out everywhere); returns how many were live. */
+  revokeUser: (userId: string | number) => Promise<number>
+  /** Ends one session by id. */
+  destroy: (sessionId: string) => Promise<void>
+  /** The store, for @fastify/session-level access and stats. */
+  readonly store: RedisSessionStore
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Server-side session management (per-user index, revocation). */
+    sessions: SessionManager
+  }
+}
+
+const MIN_SECRET = 32
+
+function resolveOptions (opts: SessionPluginOptions) {
+  const secrets: unknown[] = Array.isArray(opts.secret) ? opts.secret : [opts.secret]
+  if (opts.secret === undefined || secrets.length === 0) throw new InvalidOptionError('secret', `a secret of at least ${MIN_SECRET} characters is required (or an array of them, newest first)`)
+  secrets.forEach((s, i) => {
+    const name = Array.isArray(opts.secret) ? `secret[${i}]` : 'secret'
+    if (typeof s !== 'string' || s.length < MIN_SECRET) throw new InvalidOptionError(name, `expected a string of at least ${MIN_SECRET} characters, got ${typeof s === 'string' ? `${s.length} characters` : typeof s}`)
+  })
+  const cookie = opts.cookie ?? {}
+  const secure = cookie.secure ?? process.env.NODE_ENV === 'production'
+  if (secure !== true && secure !== false && secure !== 'auto') throw new InvalidOptionError('cookie.secure', 'expected true, false or "auto"')
+  const sameSite = cookie.sameSite ?? 'lax'
+  if (!['lax', 'strict', 'none'].includes(sameSite)) throw new InvalidOptionError('cookie.sameSite', 'expected "lax", "strict" or "none"')
+  if (sameSite === 'none' && secure !== true) throw new InvalidOptionError('cookie.sameSite', 'browsers accept sameSite "none" only with secure: true')
+  const path = cookie.path ?? '/'
+  const hostPrefix = opts.hostPrefix ?? false
+  if (hostPrefix && (secure !== true || path !== '/' || cookie.domain !== undefined)) {
+    throw new InvalidOptionError('hostPrefix', 'a __Host- cookie needs cookie.secure: true, path "/" and no domain')
+  }
+  const cookieName = opts.cookieName ?? 'sessionId'
+  if (!/^[A-Za-z0-9_-]+$/.test(cookieName)) throw new InvalidOptionError('cookieName', 'expected letters, digits, "_" or "-"')
+  const maxSessionsPerUser = opts.maxSessionsPerUser ?? 100
+  if (!Number.isSafeInteger(maxSessionsPerUser) || maxSessionsPerUser < 1) throw new InvalidOptionError('maxSessionsPerUser', 'expected a positive integer')
+  const userIdField = opts.userIdField ?? 'userId'
+  if (typeof userIdField !== 'string' || userIdField === '' || userIdField === 'cookie' || userIdField === '_frs') throw new InvalidOptionError('userIdField', 'expected a field name other than "cookie" and "_frs"')
+  const idleTimeout = parsePositiveDuration(opts.idleTimeout ?? '1d', 'idleTimeout')
+  const absoluteTimeout = parsePositiveDuration(opts.absoluteTimeout ?? '7d', 'absoluteTimeout')
+  return Object.freeze({
+    secret: secrets as string[],
+    connection: opts.connection,
+    namespace: opts.namespace,
+    cookieName: hostPrefix ? `__Host-${cookieName}` : cookieName,
+    cookie: { secure, sameSite, httpOnly: cookie.httpOnly ?? true, path, domain: cookie.domain, maxAge: idleTimeout },
+    idleTimeout,
+    absoluteTimeout,
+    rolling: opts.rolling ?? true,
+    saveUninitialized: opts.saveUninitialized ?? false,
+    userIdField,
+    maxSessionsPerUser,
+    tombstoneTtl: parsePositiveDuration(opts.tombstoneTtl ?? '5m', 'tombstoneTtl')
+  })
+}
+
+const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, opts) => {
+  const options = resolveOptions(opts)
+  const store = new RedisSessionStore({
+    client: fastify.redisConnection(options.connection),
+    keyspace: fastify.redisSuite.keyspace('sess', options.namespace),
+    idleTimeout: options.idleTimeout,
+    absoluteTimeout: options.absoluteTimeout,
+    rolling: options.rolling,
+    tombstoneTtl: options.tombstoneTtl,
+    userIdField: options.userIdField,
+    maxSessionsPerUser: options.maxSessionsPerUser
+  })
+
+  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
+  await fastify.register(fastifySession, {
+    secret: options.secret,
+    // Our get() yields a plain record (data, cookie max age, meta), which is what @fastify/session restores from.
+    store: store as unknown as fastifySession.SessionStore,
+    cookieName: options.cookieName,
+    cookie: options.cookie,
+    rolling: options.rolling,
+    saveUninitialized: options.saveUninitialized
+  })
+
+  // Runs after @fastify/session's onSend: a destroyed session (null), or one whose write was
+  // refused (logged out or revoked while this request ran), must not leave its id in the browser.
+  const clear = { path: options.cookie.path, domain: options.cookie.domain ?? null } as unknown as Parameters<FastifyReply['clearCookie']>[1]
+  fastify.addHook('onSend', (request, reply, _payload, done) => {
+    const session = request.session as unknown as { [GONE]?: boolean } | null
+    if (session === null || session[GONE] === true) reply.clearCookie(options.cookieName, clear)
+    done()
+  })
+
+  fastify.decorate<SessionManager>('sessions', {
+    listForUser: (userId) => store.users.list(userId),
+    revokeUser: (userId) => store.users.revoke(userId),
+    destroy: async (sessionId) => { await store.destroySession(sessionId) },
+    store
+  })
+  fastify.redisSuite.addHealthSection('session', () => ({ ...store.stats }))
+}
+
+export default fp(sessionPlugin, {
+  name: 'fastify-redis-suite/session',
+  fastify: '5.x',
+  dependencies: ['fastify-redis-suite/redis']
+})
