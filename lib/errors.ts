@@ -26,5 +26,9 @@ export const InvalidKeyPartError = createError<[string]>(
 // session
 
 // rate limit
+export const RateLimitedError = createError<[number]>(
+  'FRS_RATE_LIMITED', 'Rate limit exceeded; retry in %d seconds', 429)
+export const RateLimitUnavailableError = createError<[{ cause: unknown }?]>(
+  'FRS_RATE_LIMIT_UNAVAILABLE', 'The rate limiter cannot reach Redis, and failClosed is set', 503)
 
 // otp

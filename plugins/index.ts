@@ -15,6 +15,11 @@ export * as errors from '../lib/errors.js'
 // session
 
 // rate limit
+export { default as rateLimit } from './rate-limit.js'
+export type { RateLimitOptions, RouteRateLimit, RateLimitApi } from './rate-limit.js'
+export { Limiter, resolvePolicies } from '../lib/limiter.js'
+export type { Algorithm, NamedRate, RateSpec, Policy, PolicyState, LimitResult } from '../lib/limiter.js'
+export { normalizeIp } from '../lib/ip.js'
 
 // otp
 

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { coreScripts } from './core.js'
+import { limiterScripts } from './limiter.js'
 import type { ScriptDefinition } from './types.js'
 
 export type { ScriptDefinition } from './types.js'
@@ -7,9 +8,10 @@ export type { ScriptDefinition } from './types.js'
 // Every Lua script of the suite. Each feature keeps its scripts in its own file and lists
 // them here, so that the core plugin registers all of them once on every client it manages.
 export const scripts: readonly ScriptDefinition[] = Object.freeze([
-  ...coreScripts
+  ...coreScripts,
   // cache
   // rate limit
+  ...limiterScripts
   // session
   // otp
 ])

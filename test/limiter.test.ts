@@ -1,0 +1,179 @@
+// lib/limiter.ts against real Redis, with the test-only clock so that window edges and GCRA
+// bursts are tested at exact instants.
+import t from 'tap'
+import { Cluster } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { Limiter, resolvePolicies } from '../lib/limiter.js'
+import type { Algorithm, LimitResult, NamedRate } from '../lib/limiter.js'
+import type { Rate } from '../lib/duration.js'
+import { buildApp } from './fixtures/app.js'
+import { assertKeysHaveTtl } from './fixtures/redis.js'
+
+// A window start far from the real clock: nothing may depend on Redis expiring keys.
+const T0 = 1_700_000_000_000
+
+async function setup (t: Tap.Test, ban?: { after: number, durationMs: number }) {
+  const app = await buildApp(t)
+  const clock = { now: T0 }
+  const limiter = new Limiter({ client: app.redis, clock: () => clock.now, ban })
+  const ks = app.redisSuite.keyspace('rl', 'lib')
+  return { app, clock, limiter, key: (id: string) => ks.taggedKey(['k', id]) }
+}
+
+const one = (rate: Rate, algorithm: Algorithm = 'gcra', burst?: number) => resolvePolicies(rate, { name: 'p', algorithm, burst }, 'rate')
+const allowedOf = (results: LimitResult[]) => results.filter((r) => r.allowed).length
+
+t.test('GCRA: a burst of `burst`, then exactly one request per emission interval', async (t) => {
+  const { app, clock, limiter, key } = await setup(t)
+  const policies = one('10/s', 'gcra', 3) // emission interval 100 ms, 3 at once
+  const k = key('gcra')
+  const burst = []
+  for (let i = 0; i < 5; i++) burst.push(await limiter.consume(k, policies))
+  t.same(burst.map((r) => r.allowed), [true, true, true, false, false], 'three at once, not four')
+  t.same(burst.map((r) => r.policies[0]?.remaining), [2, 1, 0, 0, 0])
+  t.equal(burst[3]?.retryAfterMs, 100, 'the next one is due one interval later')
+  t.equal(burst[2]?.policies[0]?.resetMs, 300, 'full quota back after three intervals')
+  clock.now = T0 + 99
+  t.equal((await limiter.consume(k, policies)).allowed, false, '1 ms early is refused')
+  clock.now = T0 + 100
+  t.equal((await limiter.consume(k, policies)).allowed, true, 'on time is allowed')
+  t.equal((await limiter.consume(k, policies)).allowed, false, 'and only one')
+  clock.now = T0 + 100 + 300
+  const after = []
+  for (let i = 0; i < 4; i++) after.push(await limiter.consume(k, policies))
+  t.equal(allowedOf(after), 3, 'after an idle spell the burst is back, and no more')
+  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+})
+
+t.test('GCRA default burst is the count: 100/hour allows 100 at once, then one per 36 s', async (t) => {
+  const { clock, limiter, key } = await setup(t)
+  const policies = one('100/hour')
+  const results = await Promise.all(Array.from({ length: 150 }, () => limiter.consume(key('x'), policies)))
+  t.equal(allowedOf(results), 100)
+  clock.now = T0 + 35_999
+  t.equal((await limiter.consume(key('x'), policies)).allowed, false)
+  clock.now = T0 + 36_000
+  t.equal((await limiter.consume(key('x'), policies)).allowed, true)
+})
+
+t.test('fixed window: the count resets exactly at the window edge', async (t) => {
+  const { app, clock, limiter, key } = await setup(t)
+  const policies = one('5/s', 'fixed-window')
+  clock.now = T0 + 999 // 1 ms before the edge (T0 is a multiple of 1000)
+  const first = []
+  for (let i = 0; i < 6; i++) first.push(await limiter.consume(key('f'), policies))
+  t.equal(allowedOf(first), 5)
+  t.equal(first[5]?.retryAfterMs, 1, 'retry at the edge')
+  t.equal(first[4]?.policies[0]?.resetMs, 1)
+  clock.now = T0 + 1000
+  const second = []
+  for (let i = 0; i < 6; i++) second.push(await limiter.consume(key('f'), policies))
+  t.equal(allowedOf(second), 5, 'a new window at the edge')
+  t.equal(second[0]?.policies[0]?.remaining, 4)
+  t.equal(second[5]?.retryAfterMs, 1000)
+  const pttl = await app.redis.pttl(key('f'))
+  t.ok(pttl > 0 && pttl <= 1000, `expires with the window (${pttl} ms)`)
+})
+
+t.test('sliding window: the previous window fades out linearly', async (t) => {
+  const { clock, limiter, key } = await setup(t)
+  const policies = one('10/s', 'sliding-window')
+  const k = key('s')
+  const first = []
+  for (let i = 0; i < 11; i++) first.push(await limiter.consume(k, policies))
+  t.equal(allowedOf(first), 10)
+  clock.now = T0 + 1000 // the next window: the previous 10 still weigh fully
+  const edge = await limiter.consume(k, policies)
+  t.equal(edge.allowed, false, 'no reset at the edge, unlike a fixed window')
+  t.equal(edge.retryAfterMs, 100, 'one slot frees when a tenth of the old window has faded')
+  clock.now = T0 + 1099
+  t.equal((await limiter.consume(k, policies)).allowed, false)
+  clock.now = T0 + 1100
+  t.equal((await limiter.consume(k, policies)).allowed, true)
+  clock.now = T0 + 1500 // 10 * 0.5 + 1 = 6 used
+  const half = []
+  for (let i = 0; i < 5; i++) half.push(await limiter.consume(k, policies))
+  t.equal(allowedOf(half), 4)
+  clock.now = T0 + 3000 // two windows later nothing is left
+  t.equal((await limiter.peek(k, policies)).policies[0]?.remaining, 10)
+})
+
+t.test('several policies: counted together, and a refusal counts on none of them', async (t) => {
+  const { clock, limiter, key } = await setup(t)
+  const list: NamedRate[] = [{ name: 'second', rate: '2/s', algorithm: 'fixed-window' }, { name: 'minute', rate: '3/minute' }]
+  const policies = resolvePolicies(list, { name: 'x', algorithm: 'gcra' }, 'rate')
+  const k = key('multi')
+  const a = [await limiter.consume(k, policies), await limiter.consume(k, policies), await limiter.consume(k, policies)]
+  t.same(a.map((r) => r.allowed), [true, true, false], 'the per-second policy refuses the third')
+  t.same(a[2]?.policies.map((p) => p.remaining), [0, 1], 'the refused request did not use the minute quota')
+  clock.now = T0 + 1000
+  t.equal((await limiter.consume(k, policies)).allowed, true, 'the third fits in the minute')
+  const refused = await limiter.consume(k, policies)
+  t.equal(refused.allowed, false, 'now the minute policy refuses')
+  t.equal(refused.policies[1]?.remaining, 0)
+  t.ok(refused.retryAfterMs > 1000, `retry waits for the minute policy (${refused.retryAfterMs} ms)`)
+})
+
+t.test('peek counts nothing; reset forgets', async (t) => {
+  const { limiter, key } = await setup(t)
+  const policies = one('2/minute')
+  for (let i = 0; i < 5; i++) t.equal((await limiter.peek(key('p'), policies)).policies[0]?.remaining, 2)
+  await limiter.consume(key('p'), policies)
+  await limiter.consume(key('p'), policies)
+  const peeked = await limiter.peek(key('p'), policies)
+  t.equal(peeked.allowed, false)
+  t.equal(peeked.policies[0]?.remaining, 0)
+  await limiter.reset(key('p'))
+  t.equal((await limiter.consume(key('p'), policies)).allowed, true)
+})
+
+t.test('bans: after `after` refusals within the duration, every request is refused for the duration', async (t) => {
+  const { app, clock, limiter, key } = await setup(t, { after: 2, durationMs: 60_000 })
+  const policies = one('1/s', 'fixed-window')
+  const k = key('ban')
+  t.equal((await limiter.consume(k, policies)).allowed, true)
+  t.equal((await limiter.consume(k, policies)).banned, false, 'first refusal: a strike')
+  const second = await limiter.consume(k, policies)
+  t.equal(second.banned, true, 'second refusal: banned')
+  t.equal(second.retryAfterMs, 60_000)
+  clock.now = T0 + 5000 // the 1/s quota is back, the ban is not
+  const during = await limiter.consume(k, policies)
+  t.equal(during.allowed, false)
+  t.equal(during.banned, true)
+  t.equal(during.retryAfterMs, 55_000)
+  clock.now = T0 + 60_000
+  t.equal((await limiter.consume(k, policies)).allowed, true, 'the ban ends')
+  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+})
+
+t.test('every state key has a TTL that covers what it remembers, no longer', async (t) => {
+  const { app, limiter, key } = await setup(t)
+  await limiter.consume(key('g'), one('10/minute')) // 6 s of TAT
+  await limiter.consume(key('s'), one('10/minute', 'sliding-window'))
+  const g = await app.redis.pttl(key('g'))
+  t.ok(g > 5000 && g <= 6000, `GCRA key lives until its TAT (${g} ms)`)
+  const s = await app.redis.pttl(key('s'))
+  t.ok(s > 60_000 && s <= 120_000, `sliding key lives through the next window (${s} ms)`)
+  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+})
+
+t.test('recovers by itself after SCRIPT FLUSH (NOSCRIPT)', async (t) => {
+  const { app, limiter, key } = await setup(t)
+  const policies = one('5/minute')
+  await limiter.consume(key('n'), policies)
+  const nodes: Redis[] = app.redis instanceof Cluster ? app.redis.nodes('master') : [app.redis]
+  await Promise.all(nodes.map((n) => n.script('FLUSH')))
+  const r = await limiter.consume(key('n'), policies)
+  t.equal(r.allowed, true)
+  t.equal(r.policies[0]?.remaining, 3, 'the count survived, the script was reloaded')
+})
+
+t.test('uses Redis TIME without the test clock', async (t) => {
+  const app = await buildApp(t)
+  const limiter = new Limiter({ client: app.redis })
+  const k = app.redisSuite.keyspace('rl').taggedKey(['k', 'real'])
+  const results = await Promise.all(Array.from({ length: 20 }, () => limiter.consume(k, one('10/hour'))))
+  t.equal(allowedOf(results), 10)
+  const refused = results.find((r) => !r.allowed)
+  t.ok(refused !== undefined && refused.retryAfterMs > 350_000 && refused.retryAfterMs <= 360_000, `retry about 6 min (${refused?.retryAfterMs})`)
+})
