@@ -17,9 +17,9 @@ type ClientKeyFn = (request: FastifyRequest) => string | number | null | undefin
 export interface RouteRateLimit {
   /** For every client. */
   rate?: RateSpec
-  /** For requests without a user (by IP). @default rate */
+  /** For requests without a user (by IP); without it and `rate`, they are not limited. @default rate */
   anonymousRate?: RateSpec
-  /** For requests with a user. @default rate */
+  /** For requests with a user; without it and `rate`, they are not limited. @default rate */
   userRate?: RateSpec
   /** @default the plugin's algorithm */
   algorithm?: Algorithm
@@ -70,7 +70,7 @@ declare module 'fastify' {
   }
 }
 
-interface CompiledRoute { id: string, anon: Policy[], user: Policy[], key: ClientKeyFn | undefined, cost: (request: FastifyRequest) => number }
+interface CompiledRoute { id: string, anon: Policy[] | null, user: Policy[] | null, key: ClientKeyFn | undefined, cost: (request: FastifyRequest) => number }
 
 const defaultUser = (request: FastifyRequest): unknown => {
   const r = request as unknown as { session?: { userId?: unknown }, user?: { id?: unknown } }
@@ -99,7 +99,7 @@ function resolveOptions (opts: RateLimitOptions) {
   else if (o.allowList !== undefined) allowList = ipAllowList(o.allowList)
   // Validate the plugin's rates now, so that a typo fails at startup even before a route uses it.
   const base = { rate: o.rate, anonymousRate: o.anonymousRate, userRate: o.userRate, algorithm, burst: o.burst, key: o.key }
-  if (o.rate !== undefined || o.anonymousRate !== undefined || o.userRate !== undefined) compileRoute({}, '', base, 'options')
+  if (o.rate !== undefined || o.anonymousRate !== undefined || o.userRate !== undefined) compileRoute({}, '', base, '')
   return Object.freeze({ ...base, connection: o.connection, namespace: o.namespace, user: o.user ?? defaultUser, allowList, headers, hook, failClosed: o.failClosed ?? false, ban, onExceeded: o.onExceeded, global: o.rate !== undefined || o.anonymousRate !== undefined || o.userRate !== undefined })
 }
 
@@ -123,19 +123,24 @@ function ipAllowList (entries: unknown): (request: FastifyRequest) => boolean {
 type Resolved = ReturnType<typeof resolveOptions>
 
 function compileRoute (route: RouteRateLimit, id: string, base: Partial<Resolved>, at: string): CompiledRoute {
+  const name = (option: string) => at === '' ? option : `${at}.${option}`
   if (route === null || typeof route !== 'object') throw new InvalidOptionError(at, 'expected an object or false')
   const algorithm = route.algorithm ?? base.algorithm ?? 'gcra'
-  const burst = route.burst ?? (route.rate !== undefined || route.anonymousRate !== undefined || route.userRate !== undefined ? undefined : base.burst)
-  const pick = (own: RateSpec | undefined, inherited: RateSpec | undefined, name: string, option: string): Policy[] => {
-    const spec = own ?? route.rate ?? inherited ?? base.rate
-    if (spec === undefined) throw new InvalidOptionError(`${at}.rate`, 'no rate is set for this route nor in the plugin options')
-    return resolvePolicies(spec, { name, algorithm, burst }, own !== undefined ? `${at}.${option}` : `${at}.rate`)
+  const ownRate = route.rate !== undefined || route.anonymousRate !== undefined || route.userRate !== undefined
+  const burst = route.burst ?? (ownRate ? undefined : base.burst)
+  // The most specific rate wins: the route's scope rate, the route's rate, the plugin's scope rate, the plugin's rate.
+  const pick = (scope: 'anonymousRate' | 'userRate', policyName: string): Policy[] | null => {
+    const [spec, option] = route[scope] !== undefined
+      ? [route[scope], scope]
+      : route.rate !== undefined ? [route.rate, 'rate'] : base[scope] !== undefined ? [base[scope], scope] : [base.rate, 'rate']
+    return spec === undefined ? null : resolvePolicies(spec, { name: policyName, algorithm, burst }, name(option))
   }
-  const anon = pick(route.anonymousRate, base.anonymousRate, 'anon', 'anonymousRate')
-  const user = pick(route.userRate, base.userRate, 'user', 'userRate')
+  const anon = pick('anonymousRate', 'anon')
+  const user = pick('userRate', 'user')
+  if (anon === null && user === null) throw new InvalidOptionError(name('rate'), 'no rate is set for this route nor in the plugin options')
   const cost = route.cost ?? 1
-  if (typeof cost !== 'function' && (!Number.isSafeInteger(cost) || cost < 1)) throw new InvalidOptionError(`${at}.cost`, 'expected a positive integer or a function')
-  if (route.key !== undefined && typeof route.key !== 'function') throw new InvalidOptionError(`${at}.key`, 'expected a function')
+  if (typeof cost !== 'function' && (!Number.isSafeInteger(cost) || cost < 1)) throw new InvalidOptionError(name('cost'), 'expected a positive integer or a function')
+  if (route.key !== undefined && typeof route.key !== 'function') throw new InvalidOptionError(name('key'), 'expected a function')
   return { id, anon, user, key: route.key ?? base.key, cost: typeof cost === 'function' ? cost : () => cost }
 }
 
@@ -162,9 +167,11 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
       const client: KeyPart[] = custom !== undefined && custom !== null
         ? ['k', String(custom)]
         : user !== undefined && user !== null ? ['u', String(user)] : ['ip', normalizeIp(request.ip) ?? String(request.ip)]
+      const policies = user === undefined || user === null ? compiled.anon : compiled.user
+      if (policies === null) return
       let result: LimitResult
       try {
-        result = await limiter.consume(keyspace.taggedKey(['r', compiled.id, ...client]), user === undefined || user === null ? compiled.anon : compiled.user, compiled.cost(request))
+        result = await limiter.consume(keyspace.taggedKey(['r', compiled.id, ...client]), policies, compiled.cost(request))
       } catch (err) {
         logFailure(err)
         if (!options.failClosed) { stats.failedOpen++; return }

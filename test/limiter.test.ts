@@ -1,6 +1,7 @@
 // lib/limiter.ts against real Redis, with the test-only clock so that window edges and GCRA
 // bursts are tested at exact instants.
 import t from 'tap'
+import type { Test } from 'tap'
 import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import { Limiter, resolvePolicies } from '../lib/limiter.js'
@@ -9,10 +10,14 @@ import type { Rate } from '../lib/duration.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl } from './fixtures/redis.js'
 
+// The fixture's assertKeysHaveTtl types its `t` narrower than tap's Test; adapt it here.
+const assertTtl = (t: Test, client: Redis | Cluster, prefix: string) =>
+  assertKeysHaveTtl({ ok: (v, m) => t.ok(v, m ?? ''), same: (a, b, m) => t.same(a, b, m ?? '') }, client, prefix)
+
 // A window start far from the real clock: nothing may depend on Redis expiring keys.
 const T0 = 1_700_000_000_000
 
-async function setup (t: Tap.Test, ban?: { after: number, durationMs: number }) {
+async function setup (t: Test, ban?: { after: number, durationMs: number }) {
   const app = await buildApp(t)
   const clock = { now: T0 }
   const limiter = new Limiter({ client: app.redis, clock: () => clock.now, ban })
@@ -42,7 +47,7 @@ t.test('GCRA: a burst of `burst`, then exactly one request per emission interval
   const after = []
   for (let i = 0; i < 4; i++) after.push(await limiter.consume(k, policies))
   t.equal(allowedOf(after), 3, 'after an idle spell the burst is back, and no more')
-  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+  await assertTtl(t, app.redis, app.redisSuite.prefix)
 })
 
 t.test('GCRA default burst is the count: 100/hour allows 100 at once, then one per 36 s', async (t) => {
@@ -143,7 +148,7 @@ t.test('bans: after `after` refusals within the duration, every request is refus
   t.equal(during.retryAfterMs, 55_000)
   clock.now = T0 + 60_000
   t.equal((await limiter.consume(k, policies)).allowed, true, 'the ban ends')
-  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+  await assertTtl(t, app.redis, app.redisSuite.prefix)
 })
 
 t.test('every state key has a TTL that covers what it remembers, no longer', async (t) => {
@@ -154,7 +159,7 @@ t.test('every state key has a TTL that covers what it remembers, no longer', asy
   t.ok(g > 5000 && g <= 6000, `GCRA key lives until its TAT (${g} ms)`)
   const s = await app.redis.pttl(key('s'))
   t.ok(s > 60_000 && s <= 120_000, `sliding key lives through the next window (${s} ms)`)
-  await assertKeysHaveTtl(t, app.redis, app.redisSuite.prefix)
+  await assertTtl(t, app.redis, app.redisSuite.prefix)
 })
 
 t.test('recovers by itself after SCRIPT FLUSH (NOSCRIPT)', async (t) => {
