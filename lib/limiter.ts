@@ -59,6 +59,12 @@ export interface LimiterOptions {
   /** Ban a client for `durationMs` after `after` refused requests within `durationMs`. */
   ban?: { after: number, durationMs: number }
   /**
+   * Milliseconds after which a call rejects even when the client has not given up: ioredis
+   * applies its `commandTimeout` only once a command is written, not while a Cluster node's
+   * connection is still being set up. @default no bound of its own
+   */
+  timeoutMs?: number
+  /**
    * TEST ONLY: a clock (ms) that the script uses instead of Redis `TIME`, to test window
    * edges and bursts. Nothing in the plugin sets it, so no request can reach it.
    */
@@ -102,12 +108,14 @@ export class Limiter {
   readonly #banAfter: number
   readonly #banMs: number
   readonly #clock: (() => number) | undefined
+  readonly #timeoutMs: number | undefined
 
   constructor (opts: LimiterOptions) {
     this.#client = opts.client
     this.#banAfter = opts.ban?.after ?? 0
     this.#banMs = opts.ban?.durationMs ?? 0
     this.#clock = opts.clock
+    this.#timeoutMs = opts.timeoutMs
   }
 
   /** Counts one request of `cost` against every policy, only when all of them allow it. */
@@ -128,9 +136,17 @@ export class Limiter {
   async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
     const args: Array<string | number> = [mode, this.#clock === undefined ? '' : this.#clock(), this.#banAfter, this.#banMs, policies.length]
     for (const p of policies) args.push(p.name, ALGORITHMS[p.algorithm], p.limit, p.windowMs, p.burst, cost)
-    const reply = await this.#client.frsRateLimit(key, ...args)
+    const call = this.#client.frsRateLimit(key, ...args)
+    const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
     return parseReply(reply, policies)
   }
+}
+
+function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the rate limiter got no reply from Redis within ${ms}ms`)), ms)
+    promise.then((value) => { clearTimeout(timer); resolve(value) }, (err: unknown) => { clearTimeout(timer); reject(err) })
+  })
 }
 
 /** Turns the script's flat reply into a typed result. */

@@ -146,7 +146,7 @@ function compileRoute (route: RouteRateLimit, id: string, base: Partial<Resolved
 
 const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) => {
   const options = resolveOptions(opts)
-  const limiter = new Limiter({ client: fastify.redisConnection(options.connection), ban: options.ban })
+  const limiter = new Limiter({ client: fastify.redisConnection(options.connection), ban: options.ban, timeoutMs: fastify.redisSuite.commandTimeout })
   const keyspace = fastify.redisSuite.keyspace('rl', options.namespace)
   const stats = { allowed: 0, limited: 0, failedOpen: 0, failedClosed: 0 }
   fastify.redisSuite.addHealthSection('rateLimit', () => ({ ...stats }))
