@@ -101,6 +101,35 @@ t.test('anonymous clients by IP and users by id, with separate rates', async (t)
   t.same([(await usersOnly.inject(dave)).statusCode, (await usersOnly.inject(dave)).statusCode], [200, 429])
 })
 
+t.test('the user comes from request.session.userId by default, or from the user option', async (t) => {
+  const app = await buildApp(t, {}, async (app) => {
+    app.addHook('onRequest', async (request) => {
+      const id = request.headers['x-session-user']
+      if (typeof id === 'string') (request as unknown as { session: { userId: string } }).session = { userId: id }
+    })
+    await app.register(rateLimit, { anonymousRate: '1/hour', userRate: '2/hour' })
+    app.get('/', async () => 'ok')
+  })
+  const as = (id: string) => ({ url: '/', headers: { 'x-session-user': id } })
+  t.same([(await app.inject(as('s1'))).statusCode, (await app.inject(as('s1'))).statusCode, (await app.inject(as('s1'))).statusCode], [200, 200, 429])
+  t.same(sf((await app.inject(as('s2'))).headers['ratelimit-policy'])[0]?.[0], 'user')
+
+  const custom = await limited(t, { anonymousRate: '1/hour', userRate: '2/hour', user: (request) => request.headers['x-api-key'] as string | undefined })
+  const key = { url: '/', headers: { 'x-api-key': 'k1' } }
+  t.same([(await custom.inject(key)).statusCode, (await custom.inject(key)).statusCode, (await custom.inject(key)).statusCode], [200, 200, 429])
+})
+
+t.test('limits live on the connection named by the connection option (the seeds\' own database)', { skip: redis.mode === 'cluster' }, async (t) => {
+  const url = redis.connection.url as string
+  const app = await buildApp(t, { connections: { limits: url + '/3' } }, async (app) => {
+    await app.register(rateLimit, { connection: 'limits', rate: '1/hour' })
+    app.get('/', async () => 'ok')
+  })
+  t.same([(await app.inject('/')).statusCode, (await app.inject('/')).statusCode], [200, 429])
+  t.same(await scanKeys(app.redis, app.redisSuite.prefix), [], 'nothing in the default database')
+  t.equal((await scanKeys(app.redisConnection('limits'), app.redisSuite.prefix)).length, 1, 'one key in db 3')
+})
+
 t.test('IPv6 clients are grouped by /64; ::ffff:1.2.3.4 is 1.2.3.4', async (t) => {
   const app = await limited(t, { rate: '1/hour' })
   const hit = async (remoteAddress: string) => (await app.inject({ url: '/', remoteAddress })).statusCode
