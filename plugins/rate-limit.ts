@@ -8,6 +8,8 @@ import { normalizeIp } from '../lib/ip.js'
 import type { KeyPart } from '../lib/keys.js'
 import { isAlgorithm, Limiter, resolvePolicies } from '../lib/limiter.js'
 import type { Algorithm, LimitResult, Policy, RateSpec } from '../lib/limiter.js'
+import { createRateLimitApi } from '../lib/limiter-api.js'
+import type { RateLimitApi } from '../lib/limiter-api.js'
 import { rateLimitHeaders } from '../lib/limiter-headers.js'
 import type { HeaderMode } from '../lib/limiter-headers.js'
 
@@ -50,13 +52,6 @@ export interface RateLimitOptions extends Omit<RouteRateLimit, 'cost'> {
   onExceeded?: (request: FastifyRequest, reply: FastifyReply, result: LimitResult) => void | Promise<void>
   /** The route hook that checks limits; 'preHandler' when users are resolved by later hooks. @default 'onRequest' */
   hook?: 'onRequest' | 'preHandler'
-}
-
-/** Programmatic limits for code that is not a route: `consume('booking:' + id, '5/hour')`. */
-export interface RateLimitApi {
-  consume: (key: string, rate: RateSpec, opts?: { cost?: number, algorithm?: Algorithm, burst?: number }) => Promise<LimitResult>
-  peek: (key: string, rate: RateSpec, opts?: { cost?: number, algorithm?: Algorithm, burst?: number }) => Promise<LimitResult>
-  reset: (key: string) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -152,7 +147,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
   fastify.redisSuite.addHealthSection('rateLimit', () => ({ ...stats }))
   const logFailure = throttledWarn(fastify, options.failClosed)
 
-  fastify.decorate<RateLimitApi>('rateLimit', programmatic(limiter, (key) => keyspace.taggedKey(['k', key]), options.failClosed, logFailure))
+  fastify.decorate<RateLimitApi>('rateLimit', createRateLimitApi(limiter, (key) => keyspace.taggedKey(['k', key]), options.failClosed, logFailure))
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config?.rateLimit
@@ -197,38 +192,6 @@ function problem (status: number, title: string, code: string, detail: string) {
   return { type: 'about:blank', title, status, code, detail }
 }
 
-function programmatic (limiter: Limiter, keyOf: (key: string) => string, failClosed: boolean, logFailure: (err: unknown) => void): RateLimitApi {
-  const cache = new Map<string, Policy[]>()
-  const policies = (rate: RateSpec, o: { algorithm?: Algorithm, burst?: number }): Policy[] => {
-    if (typeof rate !== 'string') return resolvePolicies(rate, { name: 'default', algorithm: o.algorithm ?? 'gcra', burst: o.burst }, 'rate')
-    const id = `${rate}|${o.algorithm}|${o.burst}`
-    let found = cache.get(id)
-    if (found === undefined) {
-      found = resolvePolicies(rate, { name: 'default', algorithm: o.algorithm ?? 'gcra', burst: o.burst }, 'rate')
-      if (cache.size < 1000) cache.set(id, found)
-    }
-    return found
-  }
-  const run = async (mode: 'consume' | 'peek', key: string, rate: RateSpec, o: { cost?: number, algorithm?: Algorithm, burst?: number } = {}) => {
-    if (typeof key !== 'string' || key === '') throw new InvalidOptionError('key', 'expected a non-empty string')
-    const list = policies(rate, o)
-    try {
-      return await limiter[mode](keyOf(key), list, o.cost ?? 1)
-    } catch (err) {
-      logFailure(err)
-      if (failClosed) throw new RateLimitUnavailableError({ cause: err })
-      return { allowed: true, retryAfterMs: 0, banned: false, policies: [] }
-    }
-  }
-  return {
-    consume: (key, rate, o) => run('consume', key, rate, o),
-    peek: (key, rate, o) => run('peek', key, rate, o),
-    reset: async (key) => {
-      try { await limiter.reset(keyOf(key)) } catch (err) { throw new RateLimitUnavailableError({ cause: err }) }
-    }
-  }
-}
-
 // A Redis outage fails every request; one warning per 10 s says so without flooding the log.
 function throttledWarn (fastify: FastifyInstance, failClosed: boolean): (err: unknown) => void {
   let last = 0
@@ -239,6 +202,8 @@ function throttledWarn (fastify: FastifyInstance, failClosed: boolean): (err: un
     fastify.log.warn({ err }, failClosed ? 'rate limiter: Redis failed; refusing requests with 503' : 'rate limiter: Redis failed; letting requests through unlimited')
   }
 }
+
+export type { RateLimitApi }
 
 export default fp(rateLimitPlugin, {
   name: 'fastify-redis-suite/rate-limit',

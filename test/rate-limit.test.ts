@@ -232,6 +232,8 @@ t.test('programmatic consume / peek / reset (the seeds\' booking limit)', async 
   t.same(multi.policies.map((p) => [p.policy.name, p.remaining]), [['min', 0], ['day', 9]])
   await t.rejects(app.rateLimit.consume('', '5/hour'), { code: 'FRS_INVALID_OPTION' })
   await t.rejects(app.rateLimit.consume('k', '5 a day' as never), { code: 'FRS_INVALID_RATE' })
+  await t.rejects(app.rateLimit.consume('k', '5/day', { cost: 1.5 }), { code: 'FRS_INVALID_OPTION', message: /"cost"/ })
+  t.same((await app.rateLimit.consume('cost', '5/day', { cost: 3 })).policies[0]?.remaining, 2, 'a cost')
   await assertTtl(t, app.redis, app.redisSuite.prefix)
 })
 
