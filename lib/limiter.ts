@@ -134,12 +134,24 @@ export class Limiter {
   }
 
   async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
-    const args: Array<string | number> = [mode, this.#clock === undefined ? '' : this.#clock(), this.#banAfter, this.#banMs, policies.length]
-    for (const p of policies) args.push(p.name, ALGORITHMS[p.algorithm], p.limit, p.windowMs, p.burst, cost)
+    const args: Array<string | number> = [mode, this.#clock === undefined ? '' : this.#clock(), cost, this.#banAfter, this.#banMs, ...policyArgs(policies)]
     const call = this.#client.frsRateLimit(key, ...args)
     const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
     return parseReply(reply, policies)
   }
+}
+
+// The policies' part of the script's arguments, computed once per list: a route's list is
+// the same object on every request.
+const argsCache = new WeakMap<readonly Policy[], string[]>()
+function policyArgs (policies: readonly Policy[]): string[] {
+  let args = argsCache.get(policies)
+  if (args === undefined) {
+    args = [String(policies.length)]
+    for (const p of policies) args.push(ALGORITHMS[p.algorithm], String(p.limit), String(p.windowMs), String(p.burst), `${ALGORITHMS[p.algorithm]}:${p.name}`)
+    argsCache.set(policies, args)
+  }
+  return args
 }
 
 function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
