@@ -119,6 +119,30 @@ t.test('the user comes from request.session.userId by default, or from the user 
   t.same([(await custom.inject(key)).statusCode, (await custom.inject(key)).statusCode, (await custom.inject(key)).statusCode], [200, 200, 429])
 })
 
+t.test('hook: preHandler sees a user set by a later hook; onExceeded may send its own reply', async (t) => {
+  const app = await buildApp(t, {}, async (app) => {
+    await app.register(rateLimit, {
+      hook: 'preHandler',
+      anonymousRate: '1/hour',
+      userRate: '2/hour',
+      onExceeded: async (request, reply, result) => {
+        if (request.headers['x-custom'] === '1') await reply.code(429).send({ mine: true, retryAfterMs: result.retryAfterMs })
+      }
+    })
+    app.addHook('preHandler', async (request) => {
+      const id = request.headers['x-user']
+      if (typeof id === 'string') (request as unknown as { user: { id: string } }).user = { id }
+    })
+    app.post('/', async () => 'ok')
+  })
+  const as = { method: 'POST' as const, url: '/', headers: { 'x-user': 'eve' } }
+  t.same([(await app.inject(as)).statusCode, (await app.inject(as)).statusCode], [200, 200], 'the user rate applies')
+  const custom = await app.inject({ ...as, headers: { ...as.headers, 'x-custom': '1' } })
+  t.equal(custom.statusCode, 429)
+  t.match(custom.json(), { mine: true })
+  t.ok(custom.headers['retry-after'], 'the headers are set before onExceeded')
+})
+
 t.test('limits live on the connection named by the connection option (the seeds\' own database)', { skip: redis.mode === 'cluster' }, async (t) => {
   const url = redis.connection.url as string
   const app = await buildApp(t, { connections: { limits: url + '/3' } }, async (app) => {
