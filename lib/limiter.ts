@@ -134,22 +134,37 @@ export class Limiter {
   }
 
   async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
-    const args: Array<string | number> = [mode, this.#clock === undefined ? '' : this.#clock(), cost, this.#banAfter, this.#banMs, ...policyArgs(policies)]
-    const call = this.#client.frsRateLimit(key, ...args)
+    const clock = this.#clock === undefined ? '' : this.#clock()
+    const only = policies.length === 1 ? policies[0] as Policy : undefined
+    const call = mode === 'c' && only?.algorithm === 'gcra' && this.#banAfter === 0
+      ? this.#client.frsRateLimitGcra(key, clock, cost, ...gcraArgs(policies, only))
+      : this.#client.frsRateLimit(key, mode, clock, cost, this.#banAfter, this.#banMs, ...policyArgs(policies))
     const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
     return parseReply(reply, policies)
   }
 }
 
-// The policies' part of the script's arguments, computed once per list: a route's list is
-// the same object on every request.
+// The policies' part of the script arguments, computed once per list: a route's list is the
+// same object on every request.
 const argsCache = new WeakMap<readonly Policy[], string[]>()
+const field = (p: Policy) => `${ALGORITHMS[p.algorithm]}:${p.name}`
+
 function policyArgs (policies: readonly Policy[]): string[] {
   let args = argsCache.get(policies)
   if (args === undefined) {
     args = [String(policies.length)]
-    for (const p of policies) args.push(ALGORITHMS[p.algorithm], String(p.limit), String(p.windowMs), String(p.burst), `${ALGORITHMS[p.algorithm]}:${p.name}`)
+    for (const p of policies) args.push(ALGORITHMS[p.algorithm], String(p.limit), String(p.windowMs), String(p.burst), field(p))
     argsCache.set(policies, args)
+  }
+  return args
+}
+
+const gcraCache = new WeakMap<readonly Policy[], string[]>()
+function gcraArgs (policies: readonly Policy[], p: Policy): string[] {
+  let args = gcraCache.get(policies)
+  if (args === undefined) {
+    args = [String(p.limit), String(p.windowMs), String(p.burst), field(p)]
+    gcraCache.set(policies, args)
   }
   return args
 }

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { Cluster } from 'ioredis'
 import { parsePositiveDuration } from '../lib/duration.js'
 import type { Duration } from '../lib/duration.js'
 import { InvalidOptionError, RateLimitedError, RateLimitUnavailableError } from '../lib/errors.js'
@@ -141,7 +142,11 @@ function compileRoute (route: RouteRateLimit, id: string, base: Partial<Resolved
 
 const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) => {
   const options = resolveOptions(opts)
-  const limiter = new Limiter({ client: fastify.redisConnection(options.connection), ban: options.ban, timeoutMs: fastify.redisSuite.commandTimeout })
+  const client = fastify.redisConnection(options.connection)
+  // ioredis bounds a standalone client's commands by its commandTimeout; a Cluster's not while
+  // a node's connection is being set up, and an adopted client may have no timeout at all.
+  const bounded = client instanceof Cluster || typeof client.options.commandTimeout !== 'number'
+  const limiter = new Limiter({ client, ban: options.ban, timeoutMs: bounded ? fastify.redisSuite.commandTimeout : undefined })
   const keyspace = fastify.redisSuite.keyspace('rl', options.namespace)
   const stats = { allowed: 0, limited: 0, failedOpen: 0, failedClosed: 0 }
   fastify.redisSuite.addHealthSection('rateLimit', () => ({ ...stats }))

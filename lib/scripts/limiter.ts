@@ -11,6 +11,7 @@ import type { ScriptDefinition } from './types.js'
 //   sliding window (s): the same, and <field>:p = the previous window's count
 //   bans:               ban = banned until (ms), ss / sn = start and count of refusals
 // Times are stored as values, never left to Redis expiry, so that the test-only clock works.
+// A fractional TAT survives the trip: Redis turns Lua numbers into strings with "%.17g".
 export const limiterScripts: ScriptDefinition[] = [
   {
     name: 'frsRateLimit',
@@ -147,11 +148,8 @@ for i = 1, n do
     reply[3 + 2 * i] = math.ceil(res[b + 5])
     local f = ARGV[o + 5]
     if ARGV[o + 1] == 'g' then
-      local tat = res[b + 9]
-      -- integers print exactly; a fractional TAT needs all 17 digits
-      if tat % 1 ~= 0 then tat = string.format('%.17g', tat) end
       writes[#writes + 1] = f
-      writes[#writes + 1] = tat
+      writes[#writes + 1] = res[b + 9]
     else
       writes[#writes + 1] = f .. ':s'
       writes[#writes + 1] = res[b + 9]
@@ -205,11 +203,43 @@ if #writes > 0 then
 end
 reply[2] = math.ceil(retry)
 return reply`
+  },
+  {
+    name: 'frsRateLimitGcra',
+    numberOfKeys: 1,
+    // The common case on its own: one GCRA policy, counted, no bans. The same hash field as
+    // frsRateLimit's, so that both scripts (peek uses the other) read the same state.
+    // KEYS[1] the hash of one (scope, client)
+    // ARGV[1] TEST ONLY: a clock in ms to use instead of Redis TIME; '' in production
+    // ARGV[2] the request's cost
+    // ARGV[3] limit, ARGV[4] window ms, ARGV[5] burst, ARGV[6] field name
+    // reply: as frsRateLimit's, for one policy: { allowed 1|0, retry after ms, 0, remaining, reset ms }
+    lua: `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local T = tonumber(ARGV[4]) / tonumber(ARGV[3])
+local tau = tonumber(ARGV[5]) * T
+local tat = tonumber(redis.call('HGET', KEYS[1], ARGV[6])) or now
+if tat < now then tat = now end
+local newTat = tat + tonumber(ARGV[2]) * T
+if newTat - now <= tau + 1e-3 then
+  redis.call('HSET', KEYS[1], ARGV[6], newTat)
+  redis.call('PEXPIRE', KEYS[1], math.max(math.ceil(newTat - now), 1))
+  return { 1, 0, 0, math.floor((tau - (newTat - now) + 1e-3) / T), math.ceil(newTat - now) }
+end
+local wait = math.ceil(newTat - tau - now)
+return { 0, wait, 0, math.max(math.floor((tau - (tat - now) + 1e-3) / T), 0), wait }`
   }
 ]
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     frsRateLimit (key: string, ...args: Array<string | number>): Result<number[], Context>
+    frsRateLimitGcra (key: string, ...args: Array<string | number>): Result<number[], Context>
   }
 }
