@@ -8,6 +8,8 @@ import { isIP } from 'node:net'
  */
 export function normalizeIp (ip: string | undefined): string | undefined {
   if (ip === undefined) return undefined
+  // The common case, without isIP's regular expression (a few microseconds a request).
+  if (isDottedQuad(ip)) return ip
   const zone = ip.indexOf('%')
   const addr = zone === -1 ? ip : ip.slice(0, zone)
   const version = isIP(addr)
@@ -36,4 +38,26 @@ function expandIpv6 (addr: string): number[] {
   const right = tail === undefined || tail === '' ? [] : tail.split(':')
   const middle = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0')
   return [...left, ...middle, ...right].map((g) => parseInt(g, 16))
+}
+
+/** True for a canonical IPv4 address (`1.2.3.4`, no leading zeros), by a scan of its characters. */
+function isDottedQuad (ip: string): boolean {
+  let parts = 0
+  let value = 0
+  let digits = 0
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i === ip.length ? 46 : ip.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0 || value > 255 || (digits > 1 && ip.charCodeAt(i - digits) === 48)) return false
+      parts++
+      value = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + c - 48
+      if (++digits > 3) return false
+    } else {
+      return false
+    }
+  }
+  return parts === 4
 }

@@ -20,6 +20,9 @@ t.test('normalizeIp: IPv4 as is, IPv4-mapped to IPv4, IPv6 by /64', async (t) =>
   t.equal(normalizeIp('fe80::1%eth0'), 'fe80:0:0:0::/64', 'zone dropped')
   t.equal(normalizeIp('2001:db8::ffff:1.2.3.4'), '2001:db8:0:0::/64', 'an IPv4 tail elsewhere is not a mapped address')
   t.equal(normalizeIp('not an ip'), undefined)
+  for (const bad of ['1.2.3', '1.2.3.4.5', '256.1.1.1', '1..2.3', '1.2.3.4 ', '01.2.3.4', '']) t.equal(normalizeIp(bad), undefined, `${JSON.stringify(bad)} is not an address`)
+  t.equal(normalizeIp('0.0.0.0'), '0.0.0.0')
+  t.equal(normalizeIp('255.255.255.255'), '255.255.255.255')
   t.equal(normalizeIp(undefined), undefined)
 })
 
