@@ -110,9 +110,11 @@ function ipAllowList (entries: unknown): (request: FastifyRequest) => boolean {
     else list.addSubnet(addr, Number(bits), type)
   }
   return (request) => {
-    const ip = normalizeIp(request.ip.replace(/%.*$/, ''))
+    const ip = normalizeIp(request.ip)
     if (ip === undefined) return false
-    return ip.includes(':') ? list.check(request.ip, 'ipv6') : list.check(ip, 'ipv4')
+    if (!ip.includes(':')) return list.check(ip, 'ipv4') // IPv4-mapped addresses included
+    const zone = request.ip.indexOf('%')
+    return list.check(zone === -1 ? request.ip : request.ip.slice(0, zone), 'ipv6')
   }
 }
 

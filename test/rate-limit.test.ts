@@ -210,11 +210,12 @@ t.test('only routes that ask are limited without a global rate; false exempts; c
   for (let i = 0; i < 3; i++) logins.push(await app.inject({ method: 'POST', url: '/login' }))
   t.same(logins.map((r) => r.statusCode), [200, 200, 429], 'cost 2 of 5: two logins')
   t.same(exceeded, ['/login'])
-  for (const remoteAddress of ['10.1.2.3', '2001:db8:5::1']) {
+  for (const remoteAddress of ['10.1.2.3', '::ffff:10.9.9.9', '2001:db8:5::1', '2001:db8:6::1%eth0']) {
     const r = await app.inject({ method: 'POST', url: '/login', remoteAddress })
     t.equal(r.statusCode, 200, `${remoteAddress} is allowed`)
     t.equal(r.headers.ratelimit, undefined)
   }
+  t.equal((await app.inject({ method: 'POST', url: '/login', remoteAddress: '11.0.0.1' })).headers.ratelimit !== undefined, true, 'other addresses are limited')
   await assertTtl(t, app.redis, app.redisSuite.prefix)
 })
 
