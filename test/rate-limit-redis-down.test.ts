@@ -1,6 +1,7 @@
 // Redis stalls and stops under the rate limiter: fail open (logged, no made-up headers) or
 // 503 with failClosed, never waiting past the command timeout, and back once Redis is.
 import t from 'tap'
+import type { Test } from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
@@ -12,7 +13,7 @@ import { freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
 const redis = await testRedis()
 const COMMAND_TIMEOUT = 300
 
-async function app (t: Tap, opts: RateLimitOptions, logs: string[] = []) {
+async function app (t: Test, opts: RateLimitOptions, logs: string[] = []) {
   const stream = { write: (line: string) => { logs.push(line) } }
   const fastify = Fastify({ logger: { level: 'warn', stream } })
   t.teardown(() => fastify.close())
@@ -22,7 +23,6 @@ async function app (t: Tap, opts: RateLimitOptions, logs: string[] = []) {
   await fastify.ready()
   return fastify
 }
-type Tap = { teardown: (fn: () => unknown) => void }
 
 async function timed (fastify: FastifyInstance, n = 20) {
   const started = Date.now()
