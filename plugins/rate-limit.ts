@@ -6,6 +6,7 @@ import { parsePositiveDuration } from '../lib/duration.js'
 import type { Duration } from '../lib/duration.js'
 import { InvalidOptionError, RateLimitedError, RateLimitUnavailableError } from '../lib/errors.js'
 import { normalizeIp } from '../lib/ip.js'
+import { hashed } from '../lib/keys.js'
 import type { KeyPart } from '../lib/keys.js'
 import { isAlgorithm, Limiter, resolvePolicies } from '../lib/limiter.js'
 import type { Algorithm, LimitResult, Policy, RateSpec } from '../lib/limiter.js'
@@ -166,8 +167,9 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
       if (options.allowList(request)) return
       const user = options.user(request)
       const custom = compiled.key?.(request)
+      // A custom key may be a secret (an API key): only its digest goes into Redis.
       const client: KeyPart[] = custom !== undefined && custom !== null
-        ? ['k', String(custom)]
+        ? ['k', hashed(String(custom))]
         : user !== undefined && user !== null ? ['u', String(user)] : ['ip', normalizeIp(request.ip) ?? String(request.ip)]
       const policies = user === undefined || user === null ? compiled.anon : compiled.user
       if (policies === null) return

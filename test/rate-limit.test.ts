@@ -193,6 +193,7 @@ t.test('(route, client) pairs never meet in one key: (user1, 2x) vs (user12, x)'
   t.equal((await app.inject({ url: '/user1', headers: { 'x-client': '2x' } })).statusCode, 429, 'while each pair is counted')
   const keys = await scanKeys(app.redis, app.redisSuite.prefix)
   t.equal(keys.length, 2)
+  t.ok(keys.every((k) => !k.includes('2x') && /:k:#/.test(k)), 'custom keys (maybe API keys) are stored as digests')
   t.ok(keys.every((k) => /\{.*\}$/.test(k)), 'every key is one hash tag (one Cluster slot per request)')
 })
 
