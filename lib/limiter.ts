@@ -136,9 +136,14 @@ export class Limiter {
   async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
     const clock = this.#clock === undefined ? '' : this.#clock()
     const only = policies.length === 1 ? policies[0] as Policy : undefined
-    const call = mode === 'c' && only?.algorithm === 'gcra' && this.#banAfter === 0
-      ? this.#client.frsRateLimitGcra(key, clock, cost, ...gcraArgs(policies, only))
-      : this.#client.frsRateLimit(key, mode, clock, cost, this.#banAfter, this.#banMs, ...policyArgs(policies))
+    if (mode === 'c' && only?.algorithm === 'gcra' && this.#banAfter === 0) {
+      const call = this.#client.frsRateLimitGcra(key, clock, cost, ...gcraArgs(policies, only))
+      const [r = 0, ms = 0] = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
+      return r >= 0
+        ? { allowed: true, retryAfterMs: 0, banned: false, policies: [{ policy: only, remaining: r, resetMs: ms }] }
+        : { allowed: false, retryAfterMs: ms, banned: false, policies: [{ policy: only, remaining: -1 - r, resetMs: ms }] }
+    }
+    const call = this.#client.frsRateLimit(key, mode, clock, cost, this.#banAfter, this.#banMs, ...policyArgs(policies))
     const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
     return parseReply(reply, policies)
   }

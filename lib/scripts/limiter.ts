@@ -213,7 +213,8 @@ return reply`
     // ARGV[1] TEST ONLY: a clock in ms to use instead of Redis TIME; '' in production
     // ARGV[2] the request's cost
     // ARGV[3] limit, ARGV[4] window ms, ARGV[5] burst, ARGV[6] field name
-    // reply: as frsRateLimit's, for one policy: { allowed 1|0, retry after ms, 0, remaining, reset ms }
+    // reply: two integers, kept short since every reply element costs the client a decode:
+    //        allowed: { remaining, reset ms }; refused: { -1 - remaining, retry after ms }
     lua: `
 local now
 if ARGV[1] ~= '' then
@@ -230,10 +231,9 @@ local newTat = tat + tonumber(ARGV[2]) * T
 if newTat - now <= tau + 1e-3 then
   redis.call('HSET', KEYS[1], ARGV[6], newTat)
   redis.call('PEXPIRE', KEYS[1], math.max(math.ceil(newTat - now), 1))
-  return { 1, 0, 0, math.floor((tau - (newTat - now) + 1e-3) / T), math.ceil(newTat - now) }
+  return { math.floor((tau - (newTat - now) + 1e-3) / T), math.ceil(newTat - now) }
 end
-local wait = math.ceil(newTat - tau - now)
-return { 0, wait, 0, math.max(math.floor((tau - (tat - now) + 1e-3) / T), 0), wait }`
+return { -1 - math.max(math.floor((tau - (tat - now) + 1e-3) / T), 0), math.ceil(newTat - tau - now) }`
   }
 ]
 
