@@ -32,6 +32,10 @@ export const SessionUnavailableError = createError<[{ cause: unknown }?]>(
   'FRS_SESSION_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
 
 // rate limit
+export const RateLimitedError = createError<[number]>(
+  'FRS_RATE_LIMITED', 'Rate limit exceeded; retry in %d seconds', 429)
+export const RateLimitUnavailableError = createError<[{ cause: unknown }?]>(
+  'FRS_RATE_LIMIT_UNAVAILABLE', 'The rate limiter cannot reach Redis, and failClosed is set', 503)
 
 // otp
 export const OtpUnavailableError = createError<[{ cause: unknown }?]>(

@@ -19,6 +19,11 @@ export { RedisSessionStore } from '../lib/session-store.js'
 export type { UserSession } from '../lib/session-users.js'
 
 // rate limit
+export { default as rateLimit } from './rate-limit.js'
+export type { RateLimitOptions, RouteRateLimit, RateLimitApi } from './rate-limit.js'
+export { Limiter, resolvePolicies } from '../lib/limiter.js'
+export type { Algorithm, NamedRate, RateSpec, Policy, PolicyState, LimitResult } from '../lib/limiter.js'
+export { normalizeIp } from '../lib/ip.js'
 
 // otp
 export { default as otp } from './otp.js'

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { coreScripts } from './core.js'
+import { limiterScripts } from './limiter.js'
 import { lockScripts } from './lock.js'
 import { otpScripts } from './otp.js'
 import { sessionScripts } from './session.js'
@@ -14,6 +15,7 @@ export const scripts: readonly ScriptDefinition[] = Object.freeze([
   // cache
   ...lockScripts,
   // rate limit
+  ...limiterScripts,
   // session
   ...sessionScripts,
   // otp

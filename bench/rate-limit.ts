@@ -1,0 +1,44 @@
+// The rate limiter against a bare route and against @fastify/rate-limit with its Redis store,
+// in one run, with and without ioredis auto-pipelining. Rows run interleaved, BENCH_ROUNDS
+// times (default 3), and each row keeps its median.
+import { fileURLToPath } from 'node:url'
+import { benchRedis, load, median, report, startServer } from './harness.js'
+import type { LoadResult, Report } from './harness.js'
+
+const ROWS: Array<{ name: string, server: string, env?: Record<string, string> }> = [
+  { name: 'bare', server: 'bare' },
+  { name: 'suite rate-limit', server: 'rate-limit-suite' },
+  { name: 'suite rate-limit, auto-pipelining', server: 'rate-limit-suite', env: { AUTO_PIPELINING: '1' } },
+  { name: '@fastify/rate-limit (redis)', server: 'rate-limit-peer' },
+  { name: '@fastify/rate-limit (redis), auto-pipelining', server: 'rate-limit-peer', env: { AUTO_PIPELINING: '1' } }
+]
+
+export async function run (): Promise<Report> {
+  const redis = await benchRedis()
+  const results = new Map<string, LoadResult[]>(ROWS.map((r) => [r.name, []]))
+  try {
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+    for (let round = 0; round < rounds; round++) {
+      for (const row of ROWS) {
+        // One server at a time, so that no idle server competes for the two cores.
+        const server = await startServer(row.server, { REDIS_URL: redis.url, ...row.env })
+        try {
+          results.get(row.name)?.push(await load({ name: row.name, url: server.url + '/' }))
+        } finally {
+          await server.stop()
+        }
+      }
+    }
+  } finally {
+    await redis.stop()
+  }
+  const rows = ROWS.map((r) => median(results.get(r.name) as LoadResult[]))
+  const out = report('rate-limit', 'Rate limiting: one Redis round trip per request', 'bare', rows)
+  const rps = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
+  const ratio = (a: string, b: string) => (rps(a) / rps(b)).toFixed(2)
+  console.log(`suite / @fastify/rate-limit: ${ratio('suite rate-limit', '@fastify/rate-limit (redis)')}x (goal >= 1.25x); suite / bare: ${ratio('suite rate-limit', 'bare')}x (goal >= 0.69x)`)
+  console.log(`auto-pipelining: suite ${ratio('suite rate-limit, auto-pipelining', 'suite rate-limit')}x, @fastify/rate-limit ${ratio('@fastify/rate-limit (redis), auto-pipelining', '@fastify/rate-limit (redis)')}x of the same without`)
+  return out
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await run()

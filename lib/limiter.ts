@@ -1,0 +1,192 @@
+import type { Cluster, Redis } from 'ioredis'
+import { parseRate } from './duration.js'
+import type { Rate } from './duration.js'
+import { InvalidOptionError } from './errors.js'
+
+/** How a policy counts: GCRA (an exact rate with a burst), a fixed window, or a sliding window. */
+export type Algorithm = 'gcra' | 'fixed-window' | 'sliding-window'
+
+/** One named policy; several of them on one route all apply (e.g. 10 a minute and 1,000 a day). */
+export interface NamedRate {
+  /** The policy's name in keys and in the `RateLimit` headers: letters, digits, `_`, `-`, `.`. */
+  name: string
+  /** `'<count>/<window>'`, such as `'10/minute'`. */
+  rate: Rate
+  /** @default the route's or plugin's algorithm */
+  algorithm?: Algorithm
+  /** GCRA only: how many requests may come at once. @default the rate's count */
+  burst?: number
+}
+
+/** A rate string, or a list of named policies that are checked and counted together. */
+export type RateSpec = Rate | NamedRate[]
+
+/** A validated policy. */
+export interface Policy {
+  readonly name: string
+  readonly limit: number
+  readonly windowMs: number
+  readonly algorithm: Algorithm
+  readonly burst: number
+}
+
+export interface PolicyDefaults {
+  /** The name given to a policy from a plain rate string. */
+  name: string
+  algorithm: Algorithm
+  burst?: number
+}
+
+export interface PolicyState {
+  policy: Policy
+  /** Requests (units of cost) left. */
+  remaining: number
+  /** Milliseconds until the quota is back (when allowed), or until this policy allows the request (when not). */
+  resetMs: number
+}
+
+export interface LimitResult {
+  allowed: boolean
+  /** Milliseconds until the request would be allowed; 0 when allowed. */
+  retryAfterMs: number
+  /** True while the client is banned for repeated excess. */
+  banned: boolean
+  policies: PolicyState[]
+}
+
+export interface LimiterOptions {
+  client: Redis | Cluster
+  /** Ban a client for `durationMs` after `after` refused requests within `durationMs`. */
+  ban?: { after: number, durationMs: number }
+  /**
+   * Milliseconds after which a call rejects even when the client has not given up: ioredis
+   * applies its `commandTimeout` only once a command is written, not while a Cluster node's
+   * connection is still being set up. @default no bound of its own
+   */
+  timeoutMs?: number
+  /**
+   * TEST ONLY: a clock (ms) that the script uses instead of Redis `TIME`, to test window
+   * edges and bursts. Nothing in the plugin sets it, so no request can reach it.
+   */
+  clock?: () => number
+}
+
+const ALGORITHMS: Record<Algorithm, string> = { gcra: 'g', 'fixed-window': 'f', 'sliding-window': 's' }
+const POLICY_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+
+/** True for a known algorithm name. */
+export function isAlgorithm (value: unknown): value is Algorithm {
+  return typeof value === 'string' && Object.hasOwn(ALGORITHMS, value)
+}
+
+/** Validates a rate string or a list of named policies; `option` names the option in errors. */
+export function resolvePolicies (spec: unknown, defaults: PolicyDefaults, option: string): Policy[] {
+  const list: NamedRate[] = typeof spec === 'string'
+    ? [{ name: defaults.name, rate: spec as Rate, burst: defaults.burst }]
+    : Array.isArray(spec) ? spec : []
+  if (list.length === 0) throw new InvalidOptionError(option, 'expected a rate such as "100/hour" or a non-empty list of { name, rate }')
+  const seen = new Set<string>()
+  return list.map((item, i) => {
+    const at = typeof spec === 'string' ? option : `${option}[${i}]`
+    if (item === null || typeof item !== 'object') throw new InvalidOptionError(at, 'expected { name, rate, algorithm?, burst? }')
+    if (typeof item.name !== 'string' || !POLICY_NAME.test(item.name)) throw new InvalidOptionError(`${at}.name`, 'expected 1 to 64 letters, digits, "_", "-" or "."')
+    if (seen.has(item.name)) throw new InvalidOptionError(`${at}.name`, `the name "${item.name}" is used twice`)
+    seen.add(item.name)
+    const { limit, windowMs } = parseRate(item.rate, typeof spec === 'string' ? option : `${at}.rate`)
+    const algorithm = item.algorithm ?? defaults.algorithm
+    if (!isAlgorithm(algorithm)) throw new InvalidOptionError(`${at}.algorithm`, 'expected "gcra", "fixed-window" or "sliding-window"')
+    const burst = item.burst ?? (typeof spec === 'string' ? undefined : defaults.burst) ?? limit
+    if (!Number.isSafeInteger(burst) || burst < 1) throw new InvalidOptionError(`${at}.burst`, 'expected a positive integer')
+    if (burst !== limit && algorithm !== 'gcra') throw new InvalidOptionError(`${at}.burst`, 'only applies to the "gcra" algorithm')
+    return Object.freeze({ name: item.name, limit, windowMs, algorithm, burst })
+  })
+}
+
+/** Checks and counts requests against policies in one Redis script call per request. */
+export class Limiter {
+  readonly #client: Redis | Cluster
+  readonly #banAfter: number
+  readonly #banMs: number
+  readonly #clock: (() => number) | undefined
+  readonly #timeoutMs: number | undefined
+
+  constructor (opts: LimiterOptions) {
+    this.#client = opts.client
+    this.#banAfter = opts.ban?.after ?? 0
+    this.#banMs = opts.ban?.durationMs ?? 0
+    this.#clock = opts.clock
+    this.#timeoutMs = opts.timeoutMs
+  }
+
+  /** Counts one request of `cost` against every policy, only when all of them allow it. */
+  consume (key: string, policies: readonly Policy[], cost = 1): Promise<LimitResult> {
+    return this.#run('c', key, policies, cost)
+  }
+
+  /** Whether a request of `cost` would be allowed, and what is left; counts nothing. */
+  peek (key: string, policies: readonly Policy[], cost = 1): Promise<LimitResult> {
+    return this.#run('p', key, policies, cost)
+  }
+
+  /** Forgets every count and ban of `key`. */
+  async reset (key: string): Promise<void> {
+    await this.#client.del(key)
+  }
+
+  async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
+    const clock = this.#clock === undefined ? '' : this.#clock()
+    const only = policies.length === 1 ? policies[0] as Policy : undefined
+    if (mode === 'c' && only?.algorithm === 'gcra' && this.#banAfter === 0) {
+      const call = this.#client.frsRateLimitGcra(key, clock, cost, ...gcraArgs(policies, only))
+      const [r = 0, ms = 0] = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
+      return r >= 0
+        ? { allowed: true, retryAfterMs: 0, banned: false, policies: [{ policy: only, remaining: r, resetMs: ms }] }
+        : { allowed: false, retryAfterMs: ms, banned: false, policies: [{ policy: only, remaining: -1 - r, resetMs: ms }] }
+    }
+    const call = this.#client.frsRateLimit(key, mode, clock, cost, this.#banAfter, this.#banMs, ...policyArgs(policies))
+    const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
+    return parseReply(reply, policies)
+  }
+}
+
+// The policies' part of the script arguments, computed once per list: a route's list is the
+// same object on every request.
+const argsCache = new WeakMap<readonly Policy[], string[]>()
+const field = (p: Policy) => `${ALGORITHMS[p.algorithm]}:${p.name}`
+
+function policyArgs (policies: readonly Policy[]): string[] {
+  let args = argsCache.get(policies)
+  if (args === undefined) {
+    args = [String(policies.length)]
+    for (const p of policies) args.push(ALGORITHMS[p.algorithm], String(p.limit), String(p.windowMs), String(p.burst), field(p))
+    argsCache.set(policies, args)
+  }
+  return args
+}
+
+const gcraCache = new WeakMap<readonly Policy[], string[]>()
+function gcraArgs (policies: readonly Policy[], p: Policy): string[] {
+  let args = gcraCache.get(policies)
+  if (args === undefined) {
+    args = [String(p.limit), String(p.windowMs), String(p.burst), field(p)]
+    gcraCache.set(policies, args)
+  }
+  return args
+}
+
+function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the rate limiter got no reply from Redis within ${ms}ms`)), ms)
+    promise.then((value) => { clearTimeout(timer); resolve(value) }, (err: unknown) => { clearTimeout(timer); reject(err) })
+  })
+}
+
+/** Turns the script's flat reply into a typed result. */
+export function parseReply (reply: number[], policies: readonly Policy[]): LimitResult {
+  return {
+    allowed: reply[0] === 1,
+    retryAfterMs: reply[1] ?? 0,
+    banned: reply[2] === 1,
+    policies: policies.map((policy, i) => ({ policy, remaining: reply[3 + 2 * i] ?? 0, resetMs: reply[4 + 2 * i] ?? 0 }))
+  }
+}
