@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { cacheScripts } from './cache.js'
 import { coreScripts } from './core.js'
 import type { ScriptDefinition } from './types.js'
 
@@ -7,8 +8,9 @@ export type { ScriptDefinition } from './types.js'
 // Every Lua script of the suite. Each feature keeps its scripts in its own file and lists
 // them here, so that the core plugin registers all of them once on every client it manages.
 export const scripts: readonly ScriptDefinition[] = Object.freeze([
-  ...coreScripts
+  ...coreScripts,
   // cache
+  ...cacheScripts
   // rate limit
   // session
   // otp
