@@ -49,19 +49,38 @@ function found<T> (e: Found<T>): LoadResult<T> {
   return { value: e.value, state: e.state === 'fresh' ? 'hit' : 'stale', age: e.age, storedAt: e.storedAt }
 }
 
-/** getOrSet: see docs/cache.md. Never rejects because of Redis; rejects with the factory's error. */
+/**
+ * getOrSet: see docs/cache.md. Concurrent calls for one key in this process share one read
+ * and one factory call. Never rejects because of Redis; rejects with the factory's error.
+ */
 export async function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
+  const result = await sharedLoad(cache, key, factory, opts)
+  // Counted per caller, though callers share the read.
+  const c = cache.counters
+  if (result.state === 'hit') c.hits++
+  else if (result.state === 'stale') c.staleHits++
+  else if (result.state === 'miss') c.misses++
+  else c.errors++
+  return result
+}
+
+function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {
   const full = cache.key(key)
-  const [read] = await cache.readEntries<T>([full]) as [CacheEntry<T>]
-  if (read.state === 'fresh') return found(read)
-  const flights = cache.core.flights
-  const load = (): Promise<LoadResult<T>> => loadValue(cache, key, full, factory, opts, read)
-  if (read.state === 'stale') {
-    // Served at once; the refresh runs behind it, once per process (and once overall with a lock).
-    if (!flights.has(full)) flights.run(full, load).catch((err) => cache.core.breaker.warn(err, 'cache refresh failed; the stale value stays'))
-    return found(read)
-  }
-  return flights.run(full, load)
+  return cache.core.flights.run(full, async () => {
+    const [read] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+    if (read.state === 'fresh') return found(read)
+    if (read.state === 'stale') {
+      // Served at once; the refresh runs behind it, once per process (and once overall with a lock).
+      const flights = cache.core.flights
+      const refreshKey = 'refresh\n' + full
+      if (!flights.has(refreshKey)) {
+        flights.run(refreshKey, () => loadValue(cache, key, full, factory, opts, read))
+          .catch((err) => cache.core.breaker.warn(err, 'cache refresh failed; the stale value stays'))
+      }
+      return found(read)
+    }
+    return loadValue(cache, key, full, factory, opts, read)
+  })
 }
 
 async function loadValue<T> (cache: CacheBase, key: string | number, full: string, factory: Factory<T>, opts: GetOrSetOptions, read: CacheEntry<T>): Promise<LoadResult<T>> {
