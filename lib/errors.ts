@@ -22,6 +22,8 @@ export const InvalidKeyPartError = createError<[string]>(
 // cache
 export const LockTimeoutError = createError<[string, number]>(
   'FRS_LOCK_TIMEOUT', 'Lock "%s" was not acquired within %dms', 503)
+export const CounterClosedError = createError<[string]>(
+  'FRS_COUNTER_CLOSED', 'Buffered counter "%s" is closed', 500)
 export const CacheUndefinedValueError = createError(
   'FRS_CACHE_UNDEFINED', 'undefined cannot be cached: a miss reads as undefined. Store null for "no value"', 500, TypeError)
 export const CacheUnserializableError = createError<[string]>(

@@ -18,7 +18,7 @@ export interface LockHandle {
   readonly token: string
   /** Releases if still ours (compare-and-delete); false when it expired or another holder has it. */
   release: () => Promise<boolean>
-  /** Sets the TTL again if still ours; false otherwise. @default ttlMs the lock's `ttl` */
+  /** Sets the TTL again (to `ttlMs`, or the lock's `ttl`) if still ours; false otherwise. */
   extend: (ttlMs?: number) => Promise<boolean>
 }
 
@@ -65,6 +65,7 @@ class Lock implements LockHandle {
 
 /** SET key token NX PX ttl; resolves null when not acquired within `wait`. */
 export async function acquireLock (client: Redis | Cluster, key: string, opts: LockOptions): Promise<LockHandle | null> {
+  if (typeof key !== 'string' || key === '') throw new InvalidOptionError('key', 'expected a non-empty string built with lib/keys.ts')
   const { ttl, wait, retryDelay } = resolveLockOptions(opts)
   // The core plugin registers scripts on its clients; this covers a client from elsewhere.
   registerScripts(client)

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { cacheScripts } from './cache.js'
 import { coreScripts } from './core.js'
+import { lockScripts } from './lock.js'
 import type { ScriptDefinition } from './types.js'
 
 export type { ScriptDefinition } from './types.js'
@@ -10,6 +11,7 @@ export type { ScriptDefinition } from './types.js'
 export const scripts: readonly ScriptDefinition[] = Object.freeze([
   ...coreScripts,
   // cache
+  ...lockScripts,
   ...cacheScripts
   // rate limit
   // session
