@@ -80,9 +80,9 @@ export class CacheBase {
   }
 
   /** Runs a Redis call under the circuit breaker; a failure counts as an error and yields `fallback`. */
-  async guard<T> (what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
+  async guard<T> (what: string, fn: () => Promise<T>, fallback: T, timeout?: number): Promise<T> {
     try {
-      return await this.core.breaker.run(what, fn)
+      return await this.core.breaker.run(what, fn, timeout)
     } catch {
       this.counters.errors++
       return fallback

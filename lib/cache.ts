@@ -7,8 +7,10 @@ import type { NamespaceStats } from './cache-stats.js'
 import { parseDuration, parsePositiveDuration } from './duration.js'
 import type { Duration } from './duration.js'
 import { InvalidOptionError } from './errors.js'
+import { BufferedCounter, incrKeepTtl } from './counter.js'
 import { acquireLock, withLock } from './lock.js'
 import type { LockHandle } from './lock.js'
+import { deleteByPattern } from './scan.js'
 
 export type { CacheEntry, EntryOptions, SetEntryOptions } from './cache-base.js'
 export type { Factory, FactoryContext, GetOrSetOptions, LoadResult } from './cache-loader.js'
@@ -20,6 +22,15 @@ export interface CacheStatsReport {
   circuitOpen: boolean
   /** Counters by namespace (`default` is the root). */
   namespaces: Record<string, NamespaceStats>
+}
+
+export interface CounterOptions {
+  /** Hand the total to `onFlush` each time this many increments are pending. @default 100 */
+  flushEvery?: number
+  /** Also hand over what is pending this often. @default '10s' */
+  flushInterval?: Duration
+  /** Receives each claimed total (e.g. adds it to the database); when it rejects, the total goes back to Redis. */
+  onFlush: (total: number) => Promise<void>
 }
 
 export interface LockOptions {
@@ -158,6 +169,49 @@ export class Cache extends CacheBase {
     // The cache could not take the new value: drop the old one rather than serve it.
     await this.delete(key)
     return false
+  }
+
+  /**
+   * Adds `by` to a counter and resolves the new value; the key keeps its TTL, and a counter
+   * that did not exist is created with `ttl`. Resolves undefined when Redis failed or the key
+   * holds a value that is not an integer (with a warning).
+   */
+  incr (key: string | number, by = 1, opts: { ttl?: Duration } = {}): Promise<number | undefined> {
+    const full = this.key(key)
+    const ttl = opts.ttl === undefined ? this.core.options.ttl : parsePositiveDuration(opts.ttl, 'ttl')
+    if (!Number.isSafeInteger(by)) throw new InvalidOptionError('by', 'expected a safe integer')
+    return this.guard('incr', () => incrKeepTtl(this.core.client, full, by, ttl), undefined)
+  }
+
+  /** Subtracts `by`: see {@link incr}. */
+  decr (key: string | number, by = 1, opts: { ttl?: Duration } = {}): Promise<number | undefined> {
+    return this.incr(key, -by, opts)
+  }
+
+  /**
+   * A counter shared by every instance that hands its total to `onFlush` every `flushEvery`
+   * increments or `flushInterval`, without losing or double-counting (lib/counter.ts).
+   * Call `close()` on shutdown to flush what is pending.
+   */
+  counter (name: string | number, opts: CounterOptions): BufferedCounter {
+    return new BufferedCounter({
+      client: this.core.client,
+      key: this.key(name),
+      flushEvery: opts.flushEvery ?? 100,
+      flushInterval: parsePositiveDuration(opts.flushInterval ?? '10s', 'flushInterval'),
+      onFlush: opts.onFlush,
+      logger: this.core.breaker.log
+    })
+  }
+
+  /**
+   * Deletes this namespace's keys whose key matches `glob` (`*` is the only wildcard; every
+   * other character matches itself): SCAN on every master, UNLINK in batches. Resolves how
+   * many were deleted (0 when Redis failed).
+   */
+  deletePattern (glob: string): Promise<number> {
+    const pattern = this.keyspace.pattern(glob)
+    return this.guard('deletePattern', () => deleteByPattern(this.core.client, pattern), 0, Infinity)
   }
 
   /** A token lock named `name` in this namespace; null when not acquired within `wait`. Rejects when Redis fails (a lock never fails open). */

@@ -42,8 +42,17 @@ export class CircuitBreaker {
     return this.#failures
   }
 
-  /** Runs `fn`; rejects with FRS_CACHE_UNAVAILABLE (cause: the Redis error) when it fails, times out or the circuit is open. */
-  async run<T> (what: string, fn: () => Promise<T>): Promise<T> {
+  /** Where warnings go. */
+  get log (): WarnLogger {
+    return this.#opts.log
+  }
+
+  /**
+   * Runs `fn`; rejects with FRS_CACHE_UNAVAILABLE (cause: the Redis error) when it fails,
+   * times out (after `timeout`, default the command timeout) or the circuit is open. An error
+   * reply (Redis answered, e.g. WRONGTYPE) fails the call but does not count toward opening.
+   */
+  async run<T> (what: string, fn: () => Promise<T>, timeout = this.#opts.timeout): Promise<T> {
     if (this.open) throw new CacheUnavailableError('the circuit is open after repeated Redis failures')
     const probe = this.#failures >= this.#opts.threshold
     if (probe) this.#probing = true
@@ -52,13 +61,14 @@ export class CircuitBreaker {
       const result = await Promise.race([
         fn(),
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`no reply within ${this.#opts.timeout}ms`)), this.#opts.timeout)
+          if (timeout !== Infinity) timer = setTimeout(() => reject(new Error(`no reply within ${timeout}ms`)), timeout)
         })
       ])
       this.#failures = 0
       return result
     } catch (err) {
-      this.#failures++
+      if ((err as Error).name === 'ReplyError') this.#failures = 0
+      else this.#failures++
       if (this.#failures >= this.#opts.threshold) this.#openUntil = Date.now() + this.#opts.openFor
       this.warn(err, `cache ${what} failed; failing open`)
       throw new CacheUnavailableError((err as Error).message, { cause: err })
