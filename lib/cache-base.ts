@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { CacheStats } from './cache-stats.js'
 import type { NamespaceStats } from './cache-stats.js'
 import { entryLifetime, resolveCacheOptions } from './cache-options.js'
@@ -161,11 +162,16 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
   const options = resolveCacheOptions(opts)
   if (!(opts.keyspace instanceof Keyspace)) throw new InvalidOptionError('keyspace', 'expected a Keyspace from lib/keys.ts')
   const log = opts.log ?? { warn: (obj: object, msg: string) => console.warn(msg, obj) }
+  const commandTimeout = opts.commandTimeout ?? 1000
+  // A standalone client whose own commandTimeout is no longer bounds every cache call (each
+  // is one command there); a Cluster read is two, so the breaker times those itself.
+  const own = client instanceof Cluster ? undefined : client.options.commandTimeout
+  const timeout = own !== undefined && own <= commandTimeout ? Infinity : commandTimeout
   return Object.freeze({
     client,
     store: new CacheStore(client),
     codec: new Codec(options),
-    breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout: opts.commandTimeout ?? 1000, warnInterval: options.warnInterval, log }),
+    breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log }),
     stats: new CacheStats(),
     flights: new SingleFlight(),
     options,

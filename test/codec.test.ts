@@ -13,7 +13,8 @@ t.test('values round-trip exactly', async (t) => {
     10n, -(2n ** 100n),
     new Map<unknown, unknown>([['a', 1], [2, new Date(0)]]), new Set([1, 'two', 3n]),
     { $t: 'D', v: 5 }, { nested: { $t: 'looks like a tag' } },
-    { when: new Date(1), data: Buffer.from('hi'), list: [new Map([[1, 2]])] }
+    { when: new Date(1), data: Buffer.from('hi'), list: [new Map([[1, 2]])] },
+    [{ $t: 1, m: new Map<unknown, unknown>([[new Date(3), new Set([1n, { $t: 'S', v: [NaN] }])]]) }]
   ]
   for (const v of values) {
     const back = codec.decode(codec.encode(v))
