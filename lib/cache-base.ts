@@ -59,14 +59,14 @@ export class CacheBase {
   readonly keyspace: Keyspace
   /** Generation keys of this namespace and its parents: every entry depends on them. */
   readonly gens: readonly string[]
-  readonly counters: NamespaceStats
+  readonly namespaceStats: NamespaceStats
 
   constructor (core: CacheCore, name: string, parentGens: readonly string[]) {
     this.core = core
     this.name = name
     this.keyspace = core.keyspace.with({ namespace: name })
     this.gens = [...parentGens, this.genKey('n', name)]
-    this.counters = core.stats.of(name)
+    this.namespaceStats = core.stats.of(name)
   }
 
   /** A generation key; they all share one hash tag, so one script bumps or reads them all. */
@@ -85,14 +85,14 @@ export class CacheBase {
     try {
       return await this.core.breaker.run(what, fn, timeout)
     } catch {
-      this.counters.errors++
+      this.namespaceStats.errors++
       return fallback
     }
   }
 
   /** Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone (internal re-reads). */
   async readEntries<T> (fullKeys: readonly string[], count = true): Promise<Array<CacheEntry<T>>> {
-    const stats = count ? this.counters : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
+    const stats = count ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
     let res
     try {
       res = await this.core.breaker.run('read', () => this.core.store.read(fullKeys, this.gens))

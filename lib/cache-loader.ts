@@ -56,7 +56,7 @@ function found<T> (e: Found<T>): LoadResult<T> {
 export async function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
   const result = await sharedLoad(cache, key, factory, opts)
   // Counted per caller, though callers share the read.
-  const c = cache.counters
+  const c = cache.namespaceStats
   if (result.state === 'hit') c.hits++
   else if (result.state === 'stale') c.staleHits++
   else if (result.state === 'miss') c.misses++
