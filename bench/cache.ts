@@ -102,6 +102,7 @@ export async function run (): Promise<CacheBenchReport> {
     await ccache.set('tagged', VALUE, { tags: ['t1', 't2'] })
     commandsPerHit.cluster = await commandsPerCall(cc, 'bench', () => ccache.getOrSet('k0', factory))
     commandsPerHit['cluster, 2 tags'] = await commandsPerCall(cc, 'bench', () => ccache.getOrSet('tagged', factory))
+    commandsPerHit['cluster, 2 tags given'] = await commandsPerCall(cc, 'bench', () => ccache.getOrSet('tagged', factory, { tags: ['t1', 't2'] }))
   } finally {
     await cc.quit()
     await cluster.stop()

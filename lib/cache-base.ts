@@ -90,12 +90,16 @@ export class CacheBase {
     }
   }
 
-  /** Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone (internal re-reads). */
-  async readEntries<T> (fullKeys: readonly string[], count = true): Promise<Array<CacheEntry<T>>> {
+  /**
+   * Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone
+   * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel.
+   */
+  async readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
     const stats = count ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
     let res
     try {
-      res = await this.core.breaker.run('read', () => this.core.store.read(fullKeys, this.gens))
+      const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
+      res = await this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens))
     } catch (err) {
       stats.errors += fullKeys.length
       return fullKeys.map(() => ({ state: 'error', error: err as Error }))

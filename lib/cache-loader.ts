@@ -67,7 +67,7 @@ export async function getOrSetEntry<T> (cache: CacheBase, key: string | number, 
 function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {
   const full = cache.key(key)
   return cache.core.flights.run(full, async () => {
-    const [read] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+    const [read] = await cache.readEntries<T>([full], false, opts.tags) as [CacheEntry<T>]
     if (read.state === 'fresh') return found(read)
     if (read.state === 'stale') {
       // Served at once; the refresh runs behind it, once per process (and once overall with a lock).

@@ -64,9 +64,12 @@ export class CacheStore {
     this.#cluster = client instanceof Cluster
   }
 
-  /** Reads `keys`; `baseGens` are read too on a Cluster, so that a miss still learns the Redis time. */
-  async read (keys: readonly string[], baseGens: readonly string[]): Promise<ReadResult> {
-    if (this.#cluster) return this.#readCluster(keys, baseGens)
+  /**
+   * Reads `keys`. On a Cluster `knownGens` (non-empty, one hash tag) are read alongside the
+   * entries; they also give the Redis time, so that a miss learns it too.
+   */
+  async read (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
+    if (this.#cluster) return this.#readCluster(keys, knownGens)
     const reply = await this.#client.frsCacheGetBuffer(keys.length, ...keys)
     const items: ReadResult['items'] = []
     for (let i = 0; i < keys.length; i++) {
@@ -77,8 +80,13 @@ export class CacheStore {
     return { now: String(reply[0]), items }
   }
 
-  async #readCluster (keys: readonly string[], baseGens: readonly string[]): Promise<ReadResult> {
+  // The entries and the generations we can name in advance (the namespace's, and tags the
+  // caller expects) are read in parallel: one round trip of latency. Generations named only
+  // inside an entry cost a second one.
+  async #readCluster (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
     const client = this.#client
+    const gensRead = client.frsCacheGens(knownGens.length, ...knownGens)
+    gensRead.catch(() => {}) // awaited below; do not let it reject unobserved when the entries fail first
     const replies = await Promise.all(keys.map(async (key) => {
       const res = await client.pipeline().getBuffer(key).pttl(key).exec()
       const failed = res?.find(([err]) => err !== null)
@@ -86,20 +94,24 @@ export class CacheStore {
       return [res[0]?.[1], res[1]?.[1]] as [Buffer | null, number]
     }))
     const items: ReadResult['items'] = replies.map(([raw, pttl]) => raw === null ? null : safeParse(raw, pttl))
-    const gens = new Set(baseGens)
+    const first = await gensRead
+    const value = new Map(knownGens.map((g, i) => [g, Number(first[i + 1] ?? 0)]))
+    const more = new Set<string>()
     for (const item of items) {
-      if (item !== null && !(item instanceof Error) && item.meta !== null) for (const g of item.meta.gens) gens.add(g)
+      if (item !== null && !(item instanceof Error) && item.meta !== null) for (const g of item.meta.gens) if (!value.has(g)) more.add(g)
     }
-    const list = [...gens]
-    const reply = await client.frsCacheGens(list.length, ...list)
-    const value = new Map(list.map((g, i) => [g, Number(reply[i + 1] ?? 0)]))
+    if (more.size > 0) {
+      const list = [...more]
+      const reply = await client.frsCacheGens(list.length, ...list)
+      list.forEach((g, i) => value.set(g, Number(reply[i + 1] ?? 0)))
+    }
     for (let i = 0; i < items.length; i++) {
       const item = items[i]
       if (item === null || item === undefined || item instanceof Error || item.meta === null) continue
       const basis = Number(item.meta.basis)
       if (item.meta.gens.some((g) => (value.get(g) ?? 0) >= basis)) items[i] = null
     }
-    return { now: String(reply[0]), items }
+    return { now: String(first[0]), items }
   }
 
   /** Writes one payload per key with one header; returns how many were written. */
