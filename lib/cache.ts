@@ -33,7 +33,7 @@ export interface CounterOptions {
   onFlush: (total: number) => Promise<void>
 }
 
-export interface LockOptions {
+export interface CacheLockOptions {
   /** How long the lock is held at most. @default '10s' */
   ttl?: Duration
   /** How long to try to get it; 0 tries once. @default 0 */
@@ -215,12 +215,12 @@ export class Cache extends CacheBase {
   }
 
   /** A token lock named `name` in this namespace; null when not acquired within `wait`. Rejects when Redis fails (a lock never fails open). */
-  lock (name: string, opts: LockOptions = {}): Promise<LockHandle | null> {
+  lock (name: string, opts: CacheLockOptions = {}): Promise<LockHandle | null> {
     return acquireLock(this.core.client, this.#lockKey(name), lockOptions(opts))
   }
 
   /** Runs `fn` under the lock `name` and releases it; rejects with FRS_LOCK_TIMEOUT when not acquired within `wait`. */
-  withLock<T> (name: string, fn: (lock: LockHandle) => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  withLock<T> (name: string, fn: (lock: LockHandle) => Promise<T>, opts: CacheLockOptions = {}): Promise<T> {
     return withLock(this.core.client, this.#lockKey(name), lockOptions(opts), fn)
   }
 
@@ -234,7 +234,7 @@ export class Cache extends CacheBase {
   }
 }
 
-function lockOptions (opts: LockOptions): { ttl: number, wait: number } {
+function lockOptions (opts: CacheLockOptions): { ttl: number, wait: number } {
   return { ttl: parsePositiveDuration(opts.ttl ?? '10s', 'ttl'), wait: parseDuration(opts.wait ?? 0, 'wait') }
 }
 

@@ -12,7 +12,7 @@ export * as errors from '../lib/errors.js'
 export { default as cache } from './cache.js'
 export type { CachePluginOptions } from './cache.js'
 export { Cache, createCache } from '../lib/cache.js'
-export type { CacheEntry, CacheOptions, CacheStatsReport, EntryOptions, Factory, FactoryContext, GetOrSetOptions, LoadResult, LockOptions, SetEntryOptions } from '../lib/cache.js'
+export type { CacheEntry, CacheOptions, CacheStatsReport, CounterOptions, EntryOptions, Factory, FactoryContext, GetOrSetOptions, LoadResult, CacheLockOptions, SetEntryOptions } from '../lib/cache.js'
 export { Codec } from '../lib/codec.js'
 
 // response cache
