@@ -9,6 +9,7 @@ import type { StoredItem } from './cache-store.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import type { WarnLogger } from './circuit-breaker.js'
 import { Codec } from './codec.js'
+import type { BufferedCounter } from './counter.js'
 import type { Duration } from './duration.js'
 import { InvalidOptionError } from './errors.js'
 import { Keyspace } from './keys.js'
@@ -46,6 +47,8 @@ export interface CacheCore {
   readonly breaker: CircuitBreaker
   readonly stats: CacheStats
   readonly flights: SingleFlight
+  /** Buffered counters to flush on close. */
+  readonly counters: Set<BufferedCounter>
   readonly options: ResolvedCacheOptions
   /** The keyspace of the root namespace; generation keys live in it. */
   readonly keyspace: Keyspace
@@ -178,6 +181,7 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
     breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log }),
     stats: new CacheStats(),
     flights: new SingleFlight(),
+    counters: new Set<BufferedCounter>(),
     options,
     keyspace: opts.keyspace
   })

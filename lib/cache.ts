@@ -191,10 +191,10 @@ export class Cache extends CacheBase {
   /**
    * A counter shared by every instance that hands its total to `onFlush` every `flushEvery`
    * increments or `flushInterval`, without losing or double-counting (lib/counter.ts).
-   * Call `close()` on shutdown to flush what is pending.
+   * `cache.close()` (the plugin calls it on app close) flushes what is pending.
    */
   counter (name: string | number, opts: CounterOptions): BufferedCounter {
-    return new BufferedCounter({
+    const counter = new BufferedCounter({
       client: this.core.client,
       key: this.key(name),
       flushEvery: opts.flushEvery ?? 100,
@@ -202,6 +202,16 @@ export class Cache extends CacheBase {
       onFlush: opts.onFlush,
       logger: this.core.breaker.log
     })
+    this.core.counters.add(counter)
+    return counter
+  }
+
+  /** Closes every buffered counter made by this cache (of any namespace), flushing what is pending. */
+  async close (): Promise<void> {
+    const counters = [...this.core.counters]
+    this.core.counters.clear()
+    const results = await Promise.allSettled(counters.map((c) => c.close()))
+    for (const r of results) if (r.status === 'rejected') this.core.breaker.warn(r.reason, 'buffered counter: the last flush failed')
   }
 
   /**

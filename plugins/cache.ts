@@ -33,6 +33,8 @@ const cachePlugin: FastifyPluginAsync<CachePluginOptions> = async (fastify, opts
   })
   fastify.decorate(decorator, cache)
   suite.addHealthSection(decorator, () => cache.stats())
+  // Flushes buffered counters; registered after the core plugin, so this runs before its connections close.
+  fastify.addHook('onClose', () => cache.close())
 }
 
 export default fp(cachePlugin, {

@@ -106,3 +106,20 @@ t.test('Cluster: deletePattern reaches every master', { skip: !clusterMode }, as
   t.equal(await app.cache.deletePattern('k*'), 300)
   await sleep(0)
 })
+
+t.test('closing the app flushes what buffered counters hold', async (t) => {
+  const { app } = await cacheApp(t)
+  let flushed = 0
+  const counter = app.cache.namespace('views').counter('p', { flushEvery: 1000, flushInterval: '1h', onFlush: async (n) => { flushed += n } })
+  for (let i = 0; i < 7; i++) await counter.incr()
+  t.equal(flushed, 0)
+  await app.close()
+  t.equal(flushed, 7, 'flushed on close, before the connection closed')
+})
+
+t.test('a factory that resolves undefined rejects with FRS_CACHE_UNDEFINED and caches nothing', async (t) => {
+  const { app } = await cacheApp(t)
+  await t.rejects(app.cache.getOrSet('u', () => undefined, { lock: true }), { code: 'FRS_CACHE_UNDEFINED' })
+  t.equal(await app.cache.getOrSet('u', () => null, { lock: true }), null, 'the lock was released; null is cached')
+  t.equal(await app.cache.get('u'), null)
+})
