@@ -6,7 +6,7 @@ import type { Factory, GetOrSetOptions, LoadResult } from './cache-loader.js'
 import type { NamespaceStats } from './cache-stats.js'
 import { parseDuration, parsePositiveDuration } from './duration.js'
 import type { Duration } from './duration.js'
-import { InvalidOptionError } from './errors.js'
+import { CacheUndefinedValueError, InvalidOptionError } from './errors.js'
 import { BufferedCounter, incrKeepTtl } from './counter.js'
 import { acquireLock, withLock } from './lock.js'
 import type { LockHandle } from './lock.js'
@@ -163,7 +163,7 @@ export class Cache extends CacheBase {
 
   /** Persists first, then caches; when `persist` throws, the cache is untouched and the error is rethrown. */
   async writeThrough<T> (key: string | number, value: T, persist: (value: T) => unknown, opts: EntryOptions = {}): Promise<boolean> {
-    if (value === undefined) await this.set(key, value, opts) // rejects with FRS_CACHE_UNDEFINED before persisting
+    if (value === undefined) throw new CacheUndefinedValueError() // before persisting: the cache could not follow
     await persist(value)
     if (await this.set(key, value, opts)) return true
     // The cache could not take the new value: drop the old one rather than serve it.

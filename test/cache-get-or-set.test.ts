@@ -173,3 +173,27 @@ t.test('an invalidation during a running factory: its value is not served as fre
   await app.cache.setEntry('k3', 'v', { tags: ['t3'] })
   t.equal(await app.cache.get('k3'), 'v')
 })
+
+t.test('stale-while-revalidate with the lock: one refresh across two instances', async (t) => {
+  const { app: a } = await cacheApp(t)
+  const b = await buildApp(t, { prefix: a.redisSuite.prefix }, async (app) => { await app.register(cachePlugin) })
+  await a.cache.set('k', 'old', { ttl: 30, grace: '1m' })
+  t.ok(await eventually(async () => (await a.cache.getEntry('k')).state === 'stale'))
+  let calls = 0
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const factory = async () => { calls++; await gate; return 'new' }
+  const results = await Promise.all([a, b].flatMap((app) => Array.from({ length: 50 }, () => app.cache.getOrSetEntry('k', factory, { grace: '1m', lock: true }))))
+  t.ok(results.every((r) => r.state === 'stale' && r.value === 'old'), 'all 100 served stale at once')
+  t.ok(await eventually(() => calls >= 1))
+  await sleep(100) // give the other instance's refresh a chance to (wrongly) start
+  t.equal(calls, 1, 'one refresh overall')
+  release()
+  t.ok(await eventually(async () => (await b.cache.get('k')) === 'new'))
+})
+t.test('writeThrough refuses undefined before persisting', async (t) => {
+  const { app } = await cacheApp(t)
+  let persisted = false
+  await t.rejects(app.cache.writeThrough('k', undefined, () => { persisted = true }), { code: 'FRS_CACHE_UNDEFINED' })
+  t.equal(persisted, false)
+})
