@@ -33,9 +33,14 @@ export interface SetEntryOptions extends EntryOptions {
   since?: string
 }
 
-/** A read with its metadata. `readAt` is the Redis time of the read, for `setEntry({ since })`. */
+/**
+ * A read with its metadata. `readAt` is the Redis time of the read, for `setEntry({ since })`
+ * (a fresh hit may leave it out: the read skips TIME when nothing will be computed).
+ * `age` counts from the write, or from the last `expire`/`touch`. A bare counter has no metadata.
+ */
 export type CacheEntry<T> =
-  | { state: 'fresh' | 'stale', value: T, readAt: string, storedAt?: number, age?: number, ttl?: number, grace?: number }
+  | { state: 'fresh', value: T, readAt?: string, storedAt?: number, age?: number, ttl?: number, grace?: number }
+  | { state: 'stale', value: T, readAt: string, storedAt?: number, age?: number, ttl?: number, grace?: number }
   | { state: 'miss', readAt: string }
   | { state: 'error', error: Error }
 
@@ -127,13 +132,15 @@ export class CacheBase {
     const meta = item.meta
     if (meta === null) {
       stats.hits++
-      return { state: 'fresh', value, readAt, ttl: item.pttl }
+      return { state: 'fresh', value, ttl: item.pttl }
     }
     const stale = item.pttl >= 0 && item.pttl <= meta.grace && meta.grace > 0
     if (stale) stats.staleHits++
     else stats.hits++
-    const age = Math.max(0, Math.floor(Number(readAt) / 1000) - meta.storedAt)
-    return { state: stale ? 'stale' : 'fresh', value, readAt, storedAt: meta.storedAt, age, ttl: meta.ttl, grace: meta.grace }
+    // PTTL gives the age without a clock; a key without a TTL needs the read's time.
+    const age = item.pttl >= 0 ? Math.max(0, meta.ttl + meta.grace - item.pttl) : Math.max(0, Math.floor(Number(readAt) / 1000) - meta.storedAt)
+    const found = { value, storedAt: meta.storedAt, age, ttl: meta.ttl, grace: meta.grace }
+    return stale ? { state: 'stale', readAt, ...found } : { state: 'fresh', ...found }
   }
 
   /** Writes values to full keys; resolves how many were written (0 when Redis failed). */
@@ -145,7 +152,8 @@ export class CacheBase {
     // An integer is stored bare (a counter INCR can change) unless it needs a header for tags or grace.
     const bare = tags.length === 0 && grace === 0
     const payloads = values.map((v) => this.core.codec.encode(v, bare))
-    if (opts.since !== undefined && !/^\d+$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')
+    // '' means now.
+    if (opts.since !== undefined && !/^\d*$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')
     return this.guard('write', () => this.core.store.write(fullKeys, payloads, { ttl, grace, basis: opts.since ?? '', gens, nx }), 0)
   }
 

@@ -8,20 +8,19 @@ import type { ScriptDefinition } from './types.js'
 // every generation is older than its basis. A bare decimal integer (a counter) has no header.
 // Lua numbers are doubles: µs times (< 2^53) are exact, but are printed with %.0f.
 const checkEntry = `
+-- returns 1 when a generation invalidated the entry (else 0), the entry's grace, and whether
+-- the bytes look like ours (an entry header or a bare integer)
 local function invalid (v)
-  if string.byte(v, 1) ~= 69 then return 0 end
-  local nl = string.find(v, '\\n', 1, true)
-  if not nl then return 0 end
-  local i, basis = 0, nil
-  for field in string.gmatch(string.sub(v, 2, nl - 1), '%S+') do
-    i = i + 1
-    if i == 4 then basis = tonumber(field)
-    elseif i > 4 then
-      local g = tonumber(redis.call('GET', field) or '0') or 0
-      if basis == nil or g >= basis then return 1 end
-    end
+  local b = string.byte(v, 1)
+  if b ~= 69 then return 0, 0, b == 45 or (b ~= nil and b >= 48 and b <= 57) end
+  local grace, basis, gens = string.match(v, '^E%d+ %d+ (%d+) (%d+)([^\\n]*)\\n')
+  if not basis then return 0, 0, false end
+  basis = tonumber(basis)
+  for field in string.gmatch(gens, '%S+') do
+    local g = tonumber(redis.call('GET', field) or '0') or 0
+    if g >= basis then return 1, 0, true end
   end
-  return 0
+  return 0, tonumber(grace), true
 end
 local function nowUs ()
   local t = redis.call('TIME')
@@ -36,20 +35,30 @@ export const cacheScripts: ScriptDefinition[] = [
     // may hold on another node (see docs/cache.md, "Round trips").
     // KEYS the entries
     // reply: { nowUs, then per key: value or nil, PTTL, 1 when a generation invalidated it else 0 }
+    // nowUs is '' when every key was a fresh hit with a TTL: TIME is skipped where it is not needed.
     lua: checkEntry + `
-local out = { (nowUs()) }
+local out = { '' }
+local needTime = false
+local n = 1
 for _, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
   if v then
-    table.insert(out, v)
-    table.insert(out, redis.call('PTTL', key))
-    table.insert(out, invalid(v))
+    local p = redis.call('PTTL', key)
+    local bad, grace, ours = invalid(v)
+    out[n + 1] = v
+    out[n + 2] = p
+    out[n + 3] = bad
+    -- the time is the basis of a value computed next: a miss, stale, foreign or corrupt read needs it
+    if bad == 1 or p < 0 or p <= grace or not ours then needTime = true end
   else
-    table.insert(out, false)
-    table.insert(out, -2)
-    table.insert(out, 0)
+    out[n + 1] = false
+    out[n + 2] = -2
+    out[n + 3] = 0
+    needTime = true
   end
+  n = n + 3
 end
+if needTime then out[1] = (nowUs()) end
 return out`
   },
   {
