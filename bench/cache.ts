@@ -15,8 +15,25 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50)
 const KEYS = CONCURRENCY
 const VALUE = { id: 42, title: 'A post title', tags: ['a', 'b', 'c'], body: 'x'.repeat(200), at: new Date(0) }
 
+/** CPU per operation, which a busy shared machine distorts far less than ops/s. */
+export interface OpCost { name: string, nodeUsPerOp: number, redisUsPerOp: number }
+
+/**
+ * Server CPU (µs) that INFO commandstats counted since the last CONFIG RESETSTAT. Commands a
+ * script runs are counted inside EVALSHA and again on their own: when scripts ran, only
+ * EVALSHA counts.
+ */
+async function redisUsec (client: Redis): Promise<number> {
+  const info = await client.info('commandstats')
+  const usec = new Map([...info.matchAll(/^cmdstat_(\w+):calls=\d+,usec=(\d+)/gm)].map((m) => [m[1] as string, Number(m[2])]))
+  usec.delete('info')
+  usec.delete('config')
+  if (usec.has('evalsha')) return usec.get('evalsha') as number
+  return [...usec.values()].reduce((a, b) => a + b, 0)
+}
+
 /** Runs `op` from CONCURRENCY callers for `seconds` (after a 1 s warm-up); ops/s and p99. */
-async function loop (name: string, op: (i: number) => Promise<unknown>, seconds: number): Promise<LoadResult> {
+async function loop (name: string, op: (i: number) => Promise<unknown>, seconds: number, costs?: { client: Redis, list: OpCost[] }): Promise<LoadResult> {
   const run = async (ms: number, record: boolean): Promise<{ ops: number, lat: number[] }> => {
     const end = Date.now() + ms
     const lat: number[] = []
@@ -32,7 +49,14 @@ async function loop (name: string, op: (i: number) => Promise<unknown>, seconds:
     return { ops, lat }
   }
   await run(1000, false)
+  await costs?.client.config('RESETSTAT')
+  const cpu = process.cpuUsage()
   const { ops, lat } = await run(seconds * 1000, true)
+  const used = process.cpuUsage(cpu)
+  if (costs) {
+    const round = (n: number): number => Math.round(n * 10) / 10
+    costs.list.push({ name, nodeUsPerOp: round((used.user + used.system) / ops), redisUsPerOp: round(await redisUsec(costs.client) / ops) })
+  }
   lat.sort((a, b) => a - b)
   return { name, reqPerSec: Math.round(ops / seconds), p99Ms: Math.round((lat[Math.floor(lat.length * 0.99)] ?? 0) * 100) / 100, non2xx: 0, errors: 0 }
 }
@@ -64,6 +88,8 @@ function cacheOn (client: Redis | Cluster, prefix: string): Cache {
 export interface CacheBenchReport extends Report {
   /** Client-sent commands per hit by name, standalone and Cluster. */
   commandsPerHit: Record<string, Record<string, number>>
+  /** Node and Redis CPU per operation, by row. */
+  costs: OpCost[]
 }
 
 export async function run (): Promise<CacheBenchReport> {
@@ -78,14 +104,15 @@ export async function run (): Promise<CacheBenchReport> {
   }
   const rows: LoadResult[] = []
   // Interleaved twice; the median of each pair would need more time than a short run has.
-  rows.push(await loop('raw ioredis GET', (i) => client.get(`raw:${i}`), seconds))
-  rows.push(await loop('raw GET + JSON.parse', async (i) => JSON.parse((await client.get(`raw:${i}`)) ?? 'null'), seconds))
+  const costs = { client, list: [] as OpCost[] }
+  rows.push(await loop('raw ioredis GET', (i) => client.get(`raw:${i}`), seconds, costs))
+  rows.push(await loop('raw GET + JSON.parse', async (i) => JSON.parse((await client.get(`raw:${i}`)) ?? 'null'), seconds, costs))
   if (process.env.BENCH_DEBUG) {
     const keys = Array.from({ length: KEYS }, (_, i) => cache.key(`k${i}`))
-    rows.push(await loop('raw frsCacheGet script', (i) => client.frsCacheGetBuffer(1, keys[i] as string), seconds))
+    rows.push(await loop('raw frsCacheGet script', (i) => client.frsCacheGetBuffer(1, keys[i] as string), seconds, costs))
   }
-  rows.push(await loop('cache.get hit', (i) => cache.get(`k${i}`), seconds))
-  rows.push(await loop('cache.getOrSet hit', (i) => cache.getOrSet(`k${i}`, factory), seconds))
+  rows.push(await loop('cache.get hit', (i) => cache.get(`k${i}`), seconds, costs))
+  rows.push(await loop('cache.getOrSet hit', (i) => cache.getOrSet(`k${i}`, factory), seconds, costs))
   await cache.set('tagged', VALUE, { tags: ['t1', 't2'] })
   const commandsPerHit: Record<string, Record<string, number>> = {
     standalone: await commandsPerCall(client, 'bench', () => cache.getOrSet('k0', factory)),
@@ -108,9 +135,11 @@ export async function run (): Promise<CacheBenchReport> {
     await cluster.stop()
   }
   const out = report('cache', `cache toolkit: a hit vs raw ioredis GET (${CONCURRENCY} concurrent callers, in-process)`, 'raw ioredis GET', rows)
+  console.log('CPU per operation (µs):')
+  console.table(costs.list)
   console.log('Client-sent Redis commands per getOrSet hit (MONITOR):')
   console.table(commandsPerHit)
-  return { ...out, commandsPerHit }
+  return { ...out, commandsPerHit, costs: costs.list }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -102,17 +102,15 @@ export class CacheBase {
    * Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone
    * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel.
    */
-  async readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
+  readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
     const stats = count ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
-    let res
-    try {
-      const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
-      res = await this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens))
-    } catch (err) {
-      stats.errors += fullKeys.length
-      return fullKeys.map(() => ({ state: 'error', error: err as Error }))
-    }
-    return res.items.map((item) => this.#toEntry<T>(item, res.now, stats))
+    const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
+    return this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens)).then(
+      (res) => res.items.map((item) => this.#toEntry<T>(item, res.now, stats)),
+      (err: unknown) => {
+        stats.errors += fullKeys.length
+        return fullKeys.map(() => ({ state: 'error', error: err as Error }))
+      })
   }
 
   #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats): CacheEntry<T> {

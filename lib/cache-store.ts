@@ -68,16 +68,17 @@ export class CacheStore {
    * Reads `keys`. On a Cluster `knownGens` (non-empty, one hash tag) are read alongside the
    * entries; they also give the Redis time, so that a miss learns it too.
    */
-  async read (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
+  read (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
     if (this.#cluster) return this.#readCluster(keys, knownGens)
-    const reply = await this.#client.frsCacheGetBuffer(keys.length, ...keys)
-    const items: ReadResult['items'] = []
-    for (let i = 0; i < keys.length; i++) {
-      const raw = reply[1 + i * 3] as Buffer | null
-      if (raw === null || reply[3 + i * 3] === 1) items.push(null)
-      else items.push(safeParse(raw, reply[2 + i * 3] as number))
-    }
-    return { now: String(reply[0]), items }
+    return this.#client.frsCacheGetBuffer(keys.length, ...keys).then((reply) => {
+      const items: ReadResult['items'] = []
+      for (let i = 0; i < keys.length; i++) {
+        const raw = reply[1 + i * 3] as Buffer | null
+        if (raw === null || reply[3 + i * 3] === 1) items.push(null)
+        else items.push(safeParse(raw, reply[2 + i * 3] as number))
+      }
+      return { now: String(reply[0]), items }
+    })
   }
 
   // The entries and the generations we can name in advance (the namespace's, and tags the

@@ -54,7 +54,7 @@ export class Cache extends CacheBase {
 
   /** The value, or `undefined` for a miss (stale values count as values). */
   async get<T = unknown> (key: string | number): Promise<T | undefined> {
-    const e = await this.getEntry<T>(key)
+    const [e] = await this.readEntries<T>([this.key(key)]) as [CacheEntry<T>]
     return e.state === 'fresh' || e.state === 'stale' ? e.value : undefined
   }
 
