@@ -53,15 +53,16 @@ function found<T> (e: Found<T>): LoadResult<T> {
  * getOrSet: see docs/cache.md. Concurrent calls for one key in this process share one read
  * and one factory call. Never rejects because of Redis; rejects with the factory's error.
  */
-export async function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
-  const result = await sharedLoad(cache, key, factory, opts)
-  // Counted per caller, though callers share the read.
-  const c = cache.namespaceStats
-  if (result.state === 'hit') c.hits++
-  else if (result.state === 'stale') c.staleHits++
-  else if (result.state === 'miss') c.misses++
-  else c.errors++
-  return result
+export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
+  return sharedLoad(cache, key, factory, opts).then((result) => {
+    // Counted per caller, though callers share the read.
+    const c = cache.namespaceStats
+    if (result.state === 'hit') c.hits++
+    else if (result.state === 'stale') c.staleHits++
+    else if (result.state === 'miss') c.misses++
+    else c.errors++
+    return result
+  })
 }
 
 function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {

@@ -157,7 +157,7 @@ export class Cache extends CacheBase {
    * Like getOrSet, with how the value was found: `hit`, `stale` (one refresh runs behind it),
    * `miss` (computed here, or by another caller this one waited for) or `bypass` (Redis failed).
    */
-  getOrSetEntry<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<LoadResult<T>> {
+  async getOrSetEntry<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<LoadResult<T>> {
     return getOrSetEntry(this, key, factory, opts)
   }
 

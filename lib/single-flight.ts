@@ -9,13 +9,13 @@ export class SingleFlight {
   run<T> (key: string, fn: () => Promise<T>): Promise<T> {
     const running = this.#running.get(key)
     if (running !== undefined) return running as Promise<T>
-    const p = (async () => {
-      try {
-        return await fn()
-      } finally {
-        this.#running.delete(key)
-      }
-    })()
+    let p: Promise<T>
+    try {
+      p = fn()
+    } catch (err) {
+      p = Promise.reject(err)
+    }
+    p = p.finally(() => this.#running.delete(key))
     this.#running.set(key, p)
     return p
   }
