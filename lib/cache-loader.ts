@@ -67,21 +67,21 @@ export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factor
 
 function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {
   const full = cache.key(key)
-  return cache.core.flights.run(full, async () => {
-    const [read] = await cache.readEntries<T>([full], false, opts.tags) as [CacheEntry<T>]
-    if (read.state === 'fresh') return found(read)
-    if (read.state === 'stale') {
+  return cache.core.flights.run(full, () => cache.readEntries<T>([full], false, opts.tags).then(([read]) => {
+    const r = read as CacheEntry<T>
+    if (r.state === 'fresh') return found(r)
+    if (r.state === 'stale') {
       // Served at once; the refresh runs behind it, once per process (and once overall with a lock).
       const flights = cache.core.flights
       const refreshKey = 'refresh\n' + full
       if (!flights.has(refreshKey)) {
-        flights.run(refreshKey, () => loadValue(cache, key, full, factory, opts, read))
+        flights.run(refreshKey, () => loadValue(cache, key, full, factory, opts, r))
           .catch((err) => cache.core.breaker.warn(err, 'cache refresh failed; the stale value stays'))
       }
-      return found(read)
+      return found(r)
     }
-    return loadValue(cache, key, full, factory, opts, read)
-  })
+    return loadValue(cache, key, full, factory, opts, r)
+  }))
 }
 
 async function loadValue<T> (cache: CacheBase, key: string | number, full: string, factory: Factory<T>, opts: GetOrSetOptions, read: CacheEntry<T>): Promise<LoadResult<T>> {

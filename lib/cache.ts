@@ -149,16 +149,20 @@ export class Cache extends CacheBase {
   }
 
   /** The cached value, or the factory's (cached): see {@link getOrSetEntry}. */
-  async getOrSet<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<T> {
-    return (await this.getOrSetEntry(key, factory, opts)).value
+  getOrSet<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<T> {
+    return this.getOrSetEntry(key, factory, opts).then((r) => r.value)
   }
 
   /**
    * Like getOrSet, with how the value was found: `hit`, `stale` (one refresh runs behind it),
    * `miss` (computed here, or by another caller this one waited for) or `bypass` (Redis failed).
    */
-  async getOrSetEntry<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<LoadResult<T>> {
-    return getOrSetEntry(this, key, factory, opts)
+  getOrSetEntry<T> (key: string | number, factory: Factory<T>, opts?: GetOrSetOptions): Promise<LoadResult<T>> {
+    try {
+      return getOrSetEntry(this, key, factory, opts)
+    } catch (err) {
+      return Promise.reject(err) // an invalid key or option rejects, as from an async function
+    }
   }
 
   /** Persists first, then caches; when `persist` throws, the cache is untouched and the error is rethrown. */
