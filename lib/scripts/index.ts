@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { cacheScripts } from './cache.js'
 import { coreScripts } from './core.js'
 import { limiterScripts } from './limiter.js'
 import { lockScripts } from './lock.js'
@@ -14,6 +15,7 @@ export const scripts: readonly ScriptDefinition[] = Object.freeze([
   ...coreScripts,
   // cache
   ...lockScripts,
+  ...cacheScripts,
   // rate limit
   ...limiterScripts,
   // session
