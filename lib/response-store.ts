@@ -1,0 +1,73 @@
+// The response cache's view of the cache toolkit: entries with their metadata, tags, and the
+// locks that coalesce misses across instances. Everything lives in one cache namespace.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Cache } from './cache.js'
+import type { ResponseEntry } from './http-cache.js'
+
+export interface Lookup {
+  state: 'fresh' | 'stale' | 'miss'
+  entry?: ResponseEntry
+  /** Redis time of the read; a value computed after it is written with `since`, so an invalidation in between wins. */
+  readAt?: string
+}
+
+interface StoredResponse { s: number, h: Record<string, string>, b: Buffer, e: string, t: number }
+
+/** Tag that every entry of one path carries, so that one path's variants drop together. */
+export function urlTag (path: string): string {
+  return `url:${path}`
+}
+
+export class ResponseStore {
+  readonly #cache: Cache
+
+  constructor (cache: Cache) {
+    this.#cache = cache
+  }
+
+  /** Reads an entry. Rejects when Redis failed (the caller answers BYPASS). */
+  async get (key: string): Promise<Lookup> {
+    const read = await this.#cache.getEntry<StoredResponse>(key)
+    if (read.state === 'error') throw read.error
+    if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
+    const v = read.value
+    if (v === null || typeof v !== 'object' || !Buffer.isBuffer(v.b)) return { state: 'miss', readAt: read.readAt }
+    return { state: read.state, readAt: read.readAt, entry: { status: v.s, headers: v.h, body: v.b, etag: v.e, storedAt: v.t } }
+  }
+
+  async set (key: string, path: string, entry: ResponseEntry, opts: { ttl: number, grace: number, tags: string[], since?: string }): Promise<void> {
+    const value: StoredResponse = { s: entry.status, h: entry.headers, b: entry.body, e: entry.etag, t: entry.storedAt }
+    await this.#cache.setEntry(key, value, { ttl: opts.ttl, grace: opts.grace, tags: [...opts.tags, urlTag(path)], since: opts.since })
+  }
+
+  /**
+   * Takes the fill lock of `key`, or waits up to `wait` for the instance that holds it to store
+   * the entry: a release function, `'filled'` when the entry appeared, or null when the wait
+   * ran out (the caller then runs the handler itself).
+   */
+  async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
+    const lock = await this.#cache.lock(`fill|${key}`, { ttl })
+    if (lock !== null) return async () => { await lock.release() }
+    const deadline = Date.now() + wait
+    while (Date.now() < deadline) {
+      await sleep(25)
+      const found = await this.get(key).catch(() => undefined)
+      if (found?.state === 'fresh') return 'filled'
+    }
+    return null
+  }
+
+  /** One attempt at a short lock (for a background refresh): a release function or null. */
+  async tryLock (name: string, ttl: number): Promise<(() => Promise<void>) | null> {
+    const lock = await this.#cache.lock(name, { ttl })
+    return lock === null ? null : async () => { await lock.release() }
+  }
+
+  async invalidateTags (tags: string[]): Promise<void> {
+    await this.#cache.invalidateTags(tags)
+  }
+
+  async invalidateUrl (path: string): Promise<void> {
+    await this.#cache.invalidateTags([urlTag(path)])
+  }
+}
