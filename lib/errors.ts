@@ -20,6 +20,10 @@ export const InvalidKeyPartError = createError<[string]>(
   'FRS_INVALID_KEY_PART', 'Invalid key part: %s', 500, TypeError)
 
 // cache
+export const LockTimeoutError = createError<[string, number]>(
+  'FRS_LOCK_TIMEOUT', 'Lock "%s" was not acquired within %dms', 503)
+export const CounterClosedError = createError<[string]>(
+  'FRS_COUNTER_CLOSED', 'Buffered counter "%s" is closed', 500)
 
 // response cache
 
@@ -28,3 +32,8 @@ export const InvalidKeyPartError = createError<[string]>(
 // rate limit
 
 // otp
+export const OtpUnavailableError = createError<[{ cause: unknown }?]>(
+  'FRS_OTP_UNAVAILABLE', 'One-time codes and tokens are unavailable: Redis did not answer. Try again later', 503)
+/** `retryAfter` (seconds) and `reason` (`'cooldown'`, `'daily-cap'` or `'locked'`) are set on the instance. */
+export const OtpRateLimitedError = createError<[number]>(
+  'FRS_OTP_RATE_LIMITED', 'One-time code limit reached for this subject; retry in %d seconds', 429)

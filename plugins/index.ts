@@ -17,5 +17,13 @@ export * as errors from '../lib/errors.js'
 // rate limit
 
 // otp
+export { default as otp } from './otp.js'
+export type { OtpPluginOptions } from './otp.js'
+export { Otp } from '../lib/otp.js'
+export type { IssueInput, VerifyInput, VerifyResult, OtpRateLimited, OtpRateLimitReason } from '../lib/otp.js'
+export { resolveOtpOptions } from '../lib/otp-options.js'
+export type { OtpOptions } from '../lib/otp-options.js'
+export type { CreateTokenInput, TokenRecord } from '../lib/otp-tokens.js'
+export { otpLoggerOptions, otpRedactPaths, redactUrl } from '../lib/otp-logging.js'
 
 // suite

@@ -1,5 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { coreScripts } from './core.js'
+import { lockScripts } from './lock.js'
+import { otpScripts } from './otp.js'
 import type { ScriptDefinition } from './types.js'
 
 export type { ScriptDefinition } from './types.js'
@@ -7,11 +9,13 @@ export type { ScriptDefinition } from './types.js'
 // Every Lua script of the suite. Each feature keeps its scripts in its own file and lists
 // them here, so that the core plugin registers all of them once on every client it manages.
 export const scripts: readonly ScriptDefinition[] = Object.freeze([
-  ...coreScripts
+  ...coreScripts,
   // cache
+  ...lockScripts,
   // rate limit
   // session
   // otp
+  ...otpScripts,
 ])
 
 const registered = new WeakSet<Redis | Cluster>()
