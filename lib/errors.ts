@@ -24,6 +24,16 @@ export const LockTimeoutError = createError<[string, number]>(
   'FRS_LOCK_TIMEOUT', 'Lock "%s" was not acquired within %dms', 503)
 export const CounterClosedError = createError<[string]>(
   'FRS_COUNTER_CLOSED', 'Buffered counter "%s" is closed', 500)
+export const CacheUndefinedValueError = createError(
+  'FRS_CACHE_UNDEFINED', 'undefined cannot be cached: a miss reads as undefined. Store null for "no value"', 500, TypeError)
+export const CacheUnserializableError = createError<[string]>(
+  'FRS_CACHE_UNSERIALIZABLE', 'The value cannot be cached: it holds %s', 500, TypeError)
+export const CacheCorruptValueError = createError<[string, { cause: unknown }?]>(
+  'FRS_CACHE_CORRUPT', 'A cached value could not be decoded (%s); it reads as a miss', 500)
+export const CacheFactoryTimeoutError = createError<[string, number]>(
+  'FRS_CACHE_FACTORY_TIMEOUT', 'The factory for cache key "%s" did not finish within %dms', 504)
+export const CacheUnavailableError = createError<[string, { cause: unknown }?]>(
+  'FRS_CACHE_UNAVAILABLE', 'Cache operation skipped: %s', 503)
 
 // response cache
 

@@ -9,6 +9,11 @@ export type { Duration, Rate, ParsedRate } from '../lib/duration.js'
 export * as errors from '../lib/errors.js'
 
 // cache
+export { default as cache } from './cache.js'
+export type { CachePluginOptions } from './cache.js'
+export { Cache, createCache } from '../lib/cache.js'
+export type { CacheEntry, CacheOptions, CacheStatsReport, CounterOptions, EntryOptions, Factory, FactoryContext, GetOrSetOptions, LoadResult, CacheLockOptions, SetEntryOptions } from '../lib/cache.js'
+export { Codec } from '../lib/codec.js'
 
 // response cache
 

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { cacheScripts } from './cache.js'
 import { coreScripts } from './core.js'
 import { lockScripts } from './lock.js'
 import { otpScripts } from './otp.js'
@@ -12,6 +13,7 @@ export const scripts: readonly ScriptDefinition[] = Object.freeze([
   ...coreScripts,
   // cache
   ...lockScripts,
+  ...cacheScripts,
   // rate limit
   // session
   // otp

@@ -1,0 +1,95 @@
+import { CacheUnavailableError } from './errors.js'
+
+/** What the cache logs through: pino's `warn(obj, msg)` (fastify.log) fits. */
+export interface WarnLogger { warn: (obj: object, msg: string) => void }
+
+export interface CircuitBreakerOptions {
+  /** Consecutive failures that open the circuit. */
+  threshold: number
+  /** How long an open circuit skips Redis, ms. */
+  openFor: number
+  /** The longest any call may take, ms (the command timeout); Infinity when the client enforces it itself. */
+  timeout: number
+  /** At most one warning per this many ms. */
+  warnInterval: number
+  log: WarnLogger
+}
+
+/**
+ * Runs Redis calls for a fail-open feature: each call is bounded by `timeout`; after
+ * `threshold` consecutive failures the circuit opens and calls fail at once for `openFor` ms,
+ * then one call at a time probes Redis until one succeeds. Warnings are rate-limited.
+ */
+export class CircuitBreaker {
+  readonly #opts: CircuitBreakerOptions
+  #failures = 0
+  #openUntil = 0
+  #probing = false
+  #lastWarn = 0
+  #suppressed = 0
+
+  constructor (opts: CircuitBreakerOptions) {
+    this.#opts = opts
+  }
+
+  /** True while calls skip Redis. */
+  get open (): boolean {
+    return this.#failures >= this.#opts.threshold && (Date.now() < this.#openUntil || this.#probing)
+  }
+
+  /** Consecutive failures so far. */
+  get failures (): number {
+    return this.#failures
+  }
+
+  /** Where warnings go. */
+  get log (): WarnLogger {
+    return this.#opts.log
+  }
+
+  /**
+   * Runs `fn`; rejects with FRS_CACHE_UNAVAILABLE (cause: the Redis error) when it fails,
+   * times out (after `timeout`, default the command timeout) or the circuit is open. An error
+   * reply (Redis answered, e.g. WRONGTYPE) fails the call but does not count toward opening.
+   */
+  async run<T> (what: string, fn: () => Promise<T>, timeout = this.#opts.timeout): Promise<T> {
+    if (this.open) throw new CacheUnavailableError('the circuit is open after repeated Redis failures')
+    const probe = this.#failures >= this.#opts.threshold
+    if (probe) this.#probing = true
+    let timer: NodeJS.Timeout | undefined
+    try {
+      // Infinity: the client's own command timeout bounds the call; a timer per call costs ~10% of a hit.
+      const result = timeout === Infinity
+        ? await fn()
+        : await Promise.race([
+          fn(),
+          new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(() => reject(new Error(`no reply within ${timeout}ms`)), timeout)
+          })
+        ])
+      this.#failures = 0
+      return result
+    } catch (err) {
+      if ((err as Error).name === 'ReplyError') this.#failures = 0
+      else this.#failures++
+      if (this.#failures >= this.#opts.threshold) this.#openUntil = Date.now() + this.#opts.openFor
+      this.warn(err, `cache ${what} failed; failing open`)
+      throw new CacheUnavailableError((err as Error).message, { cause: err })
+    } finally {
+      clearTimeout(timer)
+      if (probe) this.#probing = false
+    }
+  }
+
+  /** Logs a warning unless one was logged within `warnInterval`; counts the ones it drops. */
+  warn (err: unknown, msg: string): void {
+    const now = Date.now()
+    if (now - this.#lastWarn < this.#opts.warnInterval) {
+      this.#suppressed++
+      return
+    }
+    this.#opts.log.warn({ err, suppressed: this.#suppressed, failures: this.#failures }, msg)
+    this.#lastWarn = now
+    this.#suppressed = 0
+  }
+}

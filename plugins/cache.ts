@@ -1,0 +1,44 @@
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { createCache } from '../lib/cache.js'
+import type { Cache, CacheOptions } from '../lib/cache.js'
+import { resolveCacheOptions } from '../lib/cache-options.js'
+import { InvalidOptionError } from '../lib/errors.js'
+
+export interface CachePluginOptions extends CacheOptions {
+  /** The named connection of the core plugin to cache on (`connections: { cache: … }`). @default 'default' */
+  connection?: string
+  /** The decorator name, so that two caches (e.g. on two connections) can live side by side. @default 'cache' */
+  decorator?: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The cache toolkit (see docs/cache.md). */
+    cache: Cache
+  }
+}
+
+const cachePlugin: FastifyPluginAsync<CachePluginOptions> = async (fastify, opts) => {
+  const { connection, decorator = 'cache', ...cacheOptions } = opts
+  if (typeof decorator !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(decorator)) throw new InvalidOptionError('decorator', 'expected an identifier')
+  if (connection !== undefined && typeof connection !== 'string') throw new InvalidOptionError('connection', 'expected the name of a connection of the core plugin')
+  resolveCacheOptions(cacheOptions) // validate here so that errors name the plugin's options at registration
+  const suite = fastify.redisSuite
+  const cache = createCache(fastify.redisConnection(connection), {
+    ...cacheOptions,
+    keyspace: suite.keyspace('cache'),
+    commandTimeout: suite.commandTimeout,
+    log: fastify.log
+  })
+  fastify.decorate(decorator, cache)
+  suite.addHealthSection(decorator, () => cache.stats())
+  // Flushes buffered counters; registered after the core plugin, so this runs before its connections close.
+  fastify.addHook('onClose', () => cache.close())
+}
+
+export default fp(cachePlugin, {
+  name: 'fastify-redis-suite/cache',
+  fastify: '5.x',
+  dependencies: ['fastify-redis-suite/redis']
+})
