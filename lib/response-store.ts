@@ -47,7 +47,13 @@ export class ResponseStore {
    */
   async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
     const lock = await this.#cache.lock(`fill|${key}`, { ttl })
-    if (lock !== null) return async () => { await lock.release() }
+    if (lock !== null) {
+      // The previous holder may have stored the entry between our read and our lock.
+      const again = await this.get(key).catch(() => undefined)
+      if (again?.state !== 'fresh') return async () => { await lock.release() }
+      await lock.release()
+      return 'filled'
+    }
     const deadline = Date.now() + wait
     while (Date.now() < deadline) {
       await sleep(25)
