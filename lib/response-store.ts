@@ -11,7 +11,26 @@ export interface Lookup {
   readAt?: string
 }
 
-interface StoredResponse { s: number, h: Record<string, string>, b: Buffer, e: string, t: number }
+interface EntryHead { s: number, h: Record<string, string>, e: string, t: number }
+
+// An entry is one Buffer (stored as raw bytes by the codec, no base64 or JSON of the body):
+// a JSON line with status, headers, ETag and time, then the body.
+function encodeEntry (entry: ResponseEntry): Buffer {
+  const head: EntryHead = { s: entry.status, h: entry.headers, e: entry.etag, t: entry.storedAt }
+  return Buffer.concat([Buffer.from(JSON.stringify(head) + '\n'), entry.body])
+}
+
+function decodeEntry (bytes: unknown): ResponseEntry | undefined {
+  if (!Buffer.isBuffer(bytes)) return undefined
+  const nl = bytes.indexOf(0x0a)
+  if (nl < 0) return undefined
+  try {
+    const head = JSON.parse(bytes.toString('utf8', 0, nl)) as EntryHead
+    return { status: head.s, headers: head.h, etag: head.e, storedAt: head.t, body: bytes.subarray(nl + 1) }
+  } catch {
+    return undefined
+  }
+}
 
 /** Tag that every entry of one path carries, so that one path's variants drop together. */
 export function urlTag (path: string): string {
@@ -20,24 +39,33 @@ export function urlTag (path: string): string {
 
 export class ResponseStore {
   readonly #cache: Cache
+  // Concurrent lookups of one key share one Redis read (its answer is at most one round trip old).
+  readonly #reads = new Map<string, Promise<Lookup>>()
 
   constructor (cache: Cache) {
     this.#cache = cache
   }
 
   /** Reads an entry. Rejects when Redis failed (the caller answers BYPASS). */
-  async get (key: string): Promise<Lookup> {
-    const read = await this.#cache.getEntry<StoredResponse>(key)
+  get (key: string): Promise<Lookup> {
+    let pending = this.#reads.get(key)
+    if (pending === undefined) {
+      pending = this.#read(key).finally(() => this.#reads.delete(key))
+      this.#reads.set(key, pending)
+    }
+    return pending
+  }
+
+  async #read (key: string): Promise<Lookup> {
+    const read = await this.#cache.getEntry<Buffer>(key)
     if (read.state === 'error') throw read.error
     if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
-    const v = read.value
-    if (v === null || typeof v !== 'object' || !Buffer.isBuffer(v.b)) return { state: 'miss', readAt: read.readAt }
-    return { state: read.state, readAt: read.readAt, entry: { status: v.s, headers: v.h, body: v.b, etag: v.e, storedAt: v.t } }
+    const entry = decodeEntry(read.value)
+    return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry }
   }
 
   async set (key: string, path: string, entry: ResponseEntry, opts: { ttl: number, grace: number, tags: string[], since?: string }): Promise<void> {
-    const value: StoredResponse = { s: entry.status, h: entry.headers, b: entry.body, e: entry.etag, t: entry.storedAt }
-    await this.#cache.setEntry(key, value, { ttl: opts.ttl, grace: opts.grace, tags: [...opts.tags, urlTag(path)], since: opts.since })
+    await this.#cache.setEntry(key, encodeEntry(entry), { ttl: opts.ttl, grace: opts.grace, tags: [...opts.tags, urlTag(path)], since: opts.since })
   }
 
   /**
