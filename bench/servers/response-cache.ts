@@ -29,7 +29,7 @@ if (mode === 'bare') {
   app.get('/', { config: { cache: { ttl: '10m' } } }, async () => work())
 } else if (mode === 'peer') {
   const client = new Redis(process.env.REDIS_URL as string)
-  const peer = createCache({ ttl: 600, storage: { type: 'redis', options: { client } } }).define('page', async () => work())
+  const peer = createCache({ ttl: 600, storage: { type: 'redis', options: { client } } }).define('page', async (_key: string) => work())
   app.get('/', async () => peer.page('listings'))
 } else {
   throw new Error(`unknown MODE ${mode}`)
