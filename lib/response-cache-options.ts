@@ -25,7 +25,7 @@ export interface ResponseCacheOptions {
   /** Cookies that mark a logged-in request: such requests never get a shared entry. @default ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session'] */
   sessionCookies?: string[]
   /** Finds the user of a request for `perUser` routes. @default request.session?.userId ?? request.user?.id */
-  user?: (request: any) => string | number | null | undefined // eslint-disable-line @typescript-eslint/no-explicit-any
+  user?: (request: any) => string | number | null | undefined
   /** Coalesce concurrent misses across app instances with a Redis lock (in-process coalescing is always on). @default false */
   lock?: boolean
   /** Lifetime of that lock. @default '10s' */
@@ -44,11 +44,11 @@ export interface RouteCacheConfig {
   /** Request headers that vary the response, added to the plugin's. @default [] */
   vary?: string[]
   /** Key entries by user: `true` uses the plugin's `user` resolver, or give a function. Without it, requests with credentials bypass the cache. @default false */
-  perUser?: boolean | ((request: any) => string | number | null | undefined) // eslint-disable-line @typescript-eslint/no-explicit-any
+  perUser?: boolean | ((request: any) => string | number | null | undefined)
   /** Replaces path + normalized query in the key. @default path and normalized query */
-  key?: (request: any) => string // eslint-disable-line @typescript-eslint/no-explicit-any
+  key?: (request: any) => string
   /** Tags of the route's entries, for invalidation. @default [] */
-  tags?: string[] | ((request: any) => string[] | Promise<string[]>) // eslint-disable-line @typescript-eslint/no-explicit-any
+  tags?: string[] | ((request: any) => string[] | Promise<string[]>)
   /** @default the plugin's `statuses` */
   statuses?: number[]
   /** @default the plugin's `bufferStreams` */
@@ -59,7 +59,7 @@ export interface RouteCacheConfig {
 
 export interface RouteInvalidation {
   /** Tags to invalidate after a 2xx response: a list, or computed from the request and reply. */
-  tags: string[] | ((request: any, reply: any) => string[] | Promise<string[]>) // eslint-disable-line @typescript-eslint/no-explicit-any
+  tags: string[] | ((request: any, reply: any) => string[] | Promise<string[]>)
 }
 
 export interface ResolvedResponseCacheOptions {
@@ -69,7 +69,7 @@ export interface ResolvedResponseCacheOptions {
   vary: readonly string[]
   keepHeaders: readonly string[]
   sessionCookies: readonly string[]
-  user: (request: any) => string | number | null | undefined // eslint-disable-line @typescript-eslint/no-explicit-any
+  user: (request: any) => string | number | null | undefined
   lock: boolean
   lockTtl: number
   lockWait: number
@@ -88,7 +88,7 @@ export interface ResolvedRouteCache {
   lockWait: number
   /** A string for a per-user entry, null for a shared one, undefined to bypass the cache. */
   identify: (request: CacheRequest) => string | null | undefined
-  keyOf: ((request: any) => string) | undefined // eslint-disable-line @typescript-eslint/no-explicit-any
+  keyOf: ((request: any) => string) | undefined
   tags: (request: CacheRequest) => Promise<string[]>
 }
 

@@ -78,7 +78,10 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
 
   async function lookup (request: WithState, reply: FastifyReply, route: ResolvedRouteCache): Promise<void> {
     const identity = route.identify(request)
-    if (identity === undefined) return void reply.header('x-cache', 'BYPASS') // credentials on a route that does not key by user
+    if (identity === undefined) { // credentials on a route that does not key by user
+      reply.header('x-cache', 'BYPASS')
+      return
+    }
     const path = pathOf(request.url)
     const key = entryKey({
       path: route.keyOf === undefined ? path : route.keyOf(request),
@@ -93,7 +96,10 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
       return
     }
     const found = await store.get(key).catch((err: unknown) => { request.log.warn({ err }, 'response cache unavailable; serving without it') })
-    if (found === undefined) return void reply.header('x-cache', 'BYPASS')
+    if (found === undefined) {
+      reply.header('x-cache', 'BYPASS')
+      return
+    }
     state.readAt = found.readAt
     if (found.entry !== undefined) {
       if (found.state === 'stale') refresh(request, state)

@@ -7,7 +7,6 @@ import type { ResponseCacheOptions } from '../plugins/response-cache.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl, freshPrefix } from './fixtures/redis.js'
 
-
 interface Counted { app: FastifyInstance, calls: Record<string, number> }
 
 /** An app with the cache plugins and a set of routes that count their handler runs. */
@@ -216,4 +215,3 @@ t.test('bad route config fails at startup', async (t) => {
     app.get('/x', { config: { cache: { vary: ['bad header'] } } }, async () => 'x')
   }), { code: 'FRS_INVALID_OPTION', message: /vary/ })
 })
-
