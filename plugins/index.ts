@@ -16,6 +16,8 @@ export type { CacheEntry, CacheOptions, CacheStatsReport, CounterOptions, EntryO
 export { Codec } from '../lib/codec.js'
 
 // response cache
+export { default as responseCache } from './response-cache.js'
+export type { ResponseCacheOptions, RouteCacheConfig, RouteInvalidation } from './response-cache.js'
 
 // session
 export { default as session } from './session.js'

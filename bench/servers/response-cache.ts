@@ -1,0 +1,40 @@
+// One server of the response-cache benchmark; MODE picks what answers GET /:
+// bare (no work), uncached (about 5 ms of CPU per request), ours (the same route cached by
+// this suite), peer (the same work cached with async-cache-dedupe on Redis).
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { createCache } from 'async-cache-dedupe'
+import { redis, cache as cachePlugin, responseCache } from '../../plugins/index.js'
+import { announce } from '../harness.js'
+
+const body = { items: Array.from({ length: 20 }, (_, i) => ({ id: i, title: `Listing ${i}`, price: 100 + i })) }
+
+function work (): typeof body {
+  const end = process.hrtime.bigint() + 5_000_000n
+  while (process.hrtime.bigint() < end) { /* about 5 ms of CPU, like a page render */ }
+  return body
+}
+
+const mode = process.env.MODE ?? 'bare'
+const app = Fastify({ logger: false })
+
+if (mode === 'bare') {
+  app.get('/', async () => body)
+} else if (mode === 'uncached') {
+  app.get('/', async () => work())
+} else if (mode === 'ours') {
+  await app.register(redis, { url: process.env.REDIS_URL })
+  await app.register(cachePlugin)
+  await app.register(responseCache)
+  app.get('/', { config: { cache: { ttl: '10m' } } }, async () => work())
+} else if (mode === 'peer') {
+  const client = new Redis(process.env.REDIS_URL as string)
+  const peer = createCache({ ttl: 600, storage: { type: 'redis', options: { client } } }).define('page', async (_key: string) => work())
+  app.get('/', async () => peer.page('listings'))
+} else {
+  throw new Error(`unknown MODE ${mode}`)
+}
+
+await app.listen({ host: '127.0.0.1', port: 0 })
+announce((app.server.address() as { port: number }).port)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { app.close().finally(() => process.exit(0)) })
