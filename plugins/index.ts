@@ -43,3 +43,5 @@ export type { CreateTokenInput, TokenRecord } from '../lib/otp-tokens.js'
 export { otpLoggerOptions, otpRedactPaths, redactUrl } from '../lib/otp-logging.js'
 
 // suite
+export { default as suite } from './suite.js'
+export type { SuiteOptions } from './suite.js'

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { buildApp } from './fixtures/app.js'
 import { rawClient, testRedis } from './fixtures/redis.js'
-import { cacheApp, eventually, noKeyWithoutTtl } from './helpers/cache.js'
+import { cacheApp, eventually, noKeyWithoutTtl } from './fixtures/cache.js'
 import cachePlugin from '../plugins/cache.js'
 
 const redis = await testRedis()

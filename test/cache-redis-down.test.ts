@@ -1,7 +1,7 @@
 // Redis stopped and started again: its own file, since stopping the file's server affects every test in it.
 import t from 'tap'
 import { rawClient, testRedis } from './fixtures/redis.js'
-import { cacheApp, eventually } from './helpers/cache.js'
+import { cacheApp, eventually } from './fixtures/cache.js'
 
 const redis = await testRedis()
 

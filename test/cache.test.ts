@@ -3,7 +3,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import { buildApp } from './fixtures/app.js'
 import { clusterMode, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
-import { cacheApp, eventually, noKeyWithoutTtl } from './helpers/cache.js'
+import { cacheApp, eventually, noKeyWithoutTtl } from './fixtures/cache.js'
 import cachePlugin from '../plugins/cache.js'
 
 const redis = await testRedis()
