@@ -76,10 +76,15 @@ export function ifNoneMatchMatches (header: string | undefined, etag: string): b
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque)
 }
 
-/** Why a response may not be stored, or undefined when it may. */
-export function uncacheableReason (status: number, statuses: readonly number[], headers: Record<string, unknown>): string | undefined {
+/**
+ * Why a response may not be stored, or undefined when it may. `ownCookies` are cookies that
+ * do not count (the session cookie that a session plugin renews on a per-user entry: it is
+ * never stored, and every response gets its own).
+ */
+export function uncacheableReason (status: number, statuses: readonly number[], headers: Record<string, unknown>, ownCookies: readonly string[] = []): string | undefined {
   if (!statuses.includes(status)) return `status ${status}`
-  if (headers['set-cookie'] !== undefined) return 'sets a cookie'
+  const cookies = headers['set-cookie']
+  if (cookies !== undefined && [cookies].flat().some((c) => !ownCookies.includes(String(c).split('=')[0]?.trim() ?? ''))) return 'sets a cookie'
   const cc = String(headers['cache-control'] ?? '').toLowerCase()
   if (/(^|[\s,])(private|no-store)([\s,=]|$)/.test(cc)) return `cache-control: ${cc}`
   return undefined

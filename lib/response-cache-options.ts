@@ -82,6 +82,8 @@ export interface ResolvedRouteCache {
   statuses: readonly number[]
   vary: readonly string[]
   keepHeaders: readonly string[]
+  /** Session cookies: they mark credentials, and their renewal does not stop a per-user entry. */
+  sessionCookies: readonly string[]
   bufferStreams: boolean
   lock: boolean
   lockTtl: number
@@ -152,6 +154,7 @@ export function resolveRouteCache (config: RouteCacheConfig | true, plugin: Reso
     statuses: c.statuses === undefined ? plugin.statuses : statusList(c.statuses, `${name}.statuses`),
     vary: [...new Set([...plugin.vary, ...headerList(c.vary ?? [], `${name}.vary`)])],
     keepHeaders: plugin.keepHeaders,
+    sessionCookies: plugin.sessionCookies,
     bufferStreams: bool(c.bufferStreams, `${name}.bufferStreams`, plugin.bufferStreams),
     lock: bool(c.lock, `${name}.lock`, plugin.lock),
     lockTtl: plugin.lockTtl,

@@ -145,7 +145,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
     const state = request[kState]
     if (state?.fill === undefined) return payload
     const headers = reply.getHeaders() as Record<string, unknown>
-    let reason = request.method === 'HEAD' ? 'HEAD' : uncacheableReason(reply.statusCode, state.route.statuses, headers)
+    let reason = request.method === 'HEAD' ? 'HEAD' : uncacheableReason(reply.statusCode, state.route.statuses, headers, state.shared ? [] : state.route.sessionCookies)
     let body: Buffer | undefined
     if (typeof payload === 'string' || Buffer.isBuffer(payload)) body = Buffer.from(payload)
     else if (payload instanceof Readable && state.route.bufferStreams && reason === undefined) body = await collect(payload)

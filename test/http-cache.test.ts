@@ -38,6 +38,8 @@ t.test('cacheability rules', async (t) => {
   t.equal(uncacheableReason(404, [200], {}), 'status 404')
   t.equal(uncacheableReason(404, [200, 404], {}), undefined)
   t.equal(uncacheableReason(200, [200], { 'set-cookie': 'a=b' }), 'sets a cookie')
+  t.equal(uncacheableReason(200, [200], { 'set-cookie': 'sessionId=x; Path=/' }, ['sessionId']), undefined, 'a session renewal on a per-user entry')
+  t.equal(uncacheableReason(200, [200], { 'set-cookie': ['sessionId=x', 'promo=1'] }, ['sessionId']), 'sets a cookie', 'any other cookie')
   t.match(uncacheableReason(200, [200], { 'cache-control': 'private, max-age=60' }), /private/)
   t.match(uncacheableReason(200, [200], { 'cache-control': 'no-store' }), /no-store/)
   t.equal(uncacheableReason(200, [200], { 'cache-control': 'public, max-age=60' }), undefined)
