@@ -8,7 +8,7 @@ import { renderChart } from './chart.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
-const benches = ['rate-limit', 'session', 'response-cache', 'cache'].filter((name) => only.length === 0 || only.includes(name))
+const benches = ['rate-limit', 'session', 'response-cache', 'cache', 'otp'].filter((name) => only.length === 0 || only.includes(name))
 
 const reports: Report[] = []
 const started = Date.now()
