@@ -1,28 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { Test as Tap } from 'tap'
-import type { FastifyInstance } from 'fastify'
-import otpPlugin from '../plugins/otp.js'
-import type { OtpPluginOptions } from '../plugins/otp.js'
-import { buildApp } from './fixtures/app.js'
-import type { TeardownHost } from './fixtures/app.js'
-import { assertKeysHaveTtl, freshPrefix, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
+import { otpKit } from './fixtures/otp.js'
+import { freshPrefix, scanKeys } from './fixtures/redis.js'
 
-const redis = await testRedis()
-const raw = rawClient(redis)
-t.teardown(() => raw.quit())
-const SECRET = randomBytes(32).toString('base64')
-
-// The fixture's assertion (on this branch) takes a narrower `t` than tap's typings; adapt it.
-function keysHaveTtl (t: Tap, prefix: string): Promise<number> {
-  const asserts = { ok: (v: unknown, m?: string) => t.ok(v, m ?? ''), same: (a: unknown, b: unknown, m?: string) => t.same(a, b, m ?? '') }
-  return assertKeysHaveTtl(asserts, raw, prefix)
-}
-
-function otpApp (t: TeardownHost, otp: Partial<OtpPluginOptions> = {}, prefix = freshPrefix()): Promise<FastifyInstance> {
-  return buildApp(t, { prefix }, async (app) => { await app.register(otpPlugin, { secret: SECRET, ...otp }) })
-}
+const { raw, otpApp, keysHaveTtl } = await otpKit(t)
 
 t.test('createToken: 32 random bytes in base64url; consumeToken gives the data back once', async (t) => {
   const app = await otpApp(t)
@@ -133,7 +115,7 @@ t.test('no token readable in clear anywhere in Redis; stored under its SHA-256; 
 t.test('a new secret does not bring revoked tokens back', async (t) => {
   const prefix = freshPrefix()
   const before = await otpApp(t, {}, prefix)
-  const after = await buildApp(t, { prefix }, async (app) => { await app.register(otpPlugin, { secret: randomBytes(32).toString('base64') }) })
+  const after = await otpApp(t, { secret: randomBytes(32).toString('base64') }, prefix)
   const { token } = await before.otp.createToken({ purpose: 'reset', subject: 'hank' })
   const kept = await before.otp.createToken({ purpose: 'reset', subject: 'hank', data: 1 })
   await before.otp.revokeAll({ subject: 'hank', purpose: 'reset' })

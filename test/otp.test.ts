@@ -1,33 +1,17 @@
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { Test as Tap } from 'tap'
 import Fastify from 'fastify'
 import type { Redis } from 'ioredis'
-import type { FastifyInstance } from 'fastify'
 import otpPlugin from '../plugins/otp.js'
 import type { OtpPluginOptions } from '../plugins/otp.js'
 import redisPlugin from '../plugins/redis.js'
 import type { VerifyResult } from '../lib/otp.js'
 import { mac } from '../lib/otp-common.js'
-import { buildApp } from './fixtures/app.js'
-import type { TeardownHost } from './fixtures/app.js'
-import { assertKeysHaveTtl, clusterMode, freshPrefix, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
+import { otpKit } from './fixtures/otp.js'
+import { clusterMode, freshPrefix, scanKeys, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
-const raw = rawClient(redis)
-t.teardown(() => raw.quit())
-const SECRET = randomBytes(32).toString('base64')
-
-// The fixture's assertion (on this branch) takes a narrower `t` than tap's typings; adapt it.
-function keysHaveTtl (t: Tap, prefix: string): Promise<number> {
-  const asserts = { ok: (v: unknown, m?: string) => t.ok(v, m ?? ''), same: (a: unknown, b: unknown, m?: string) => t.same(a, b, m ?? '') }
-  return assertKeysHaveTtl(asserts, raw, prefix)
-}
-
-function otpApp (t: TeardownHost, otp: Partial<OtpPluginOptions> = {}, prefix = freshPrefix()): Promise<FastifyInstance> {
-  return buildApp(t, { prefix }, async (app) => { await app.register(otpPlugin, { secret: SECRET, ...otp }) })
-}
+const { raw, secret: SECRET, otpApp, keysHaveTtl } = await otpKit(t)
 
 /** The same code with its last digit changed. */
 function wrong (code: string): string {

@@ -12,6 +12,15 @@ import type { ScriptDefinition } from './types.js'
 //   bans:               ban = banned until (ms), ss / sn = start and count of refusals
 // Times are stored as values, never left to Redis expiry, so that the test-only clock works.
 // A fractional TAT survives the trip: Redis turns Lua numbers into strings with "%.17g".
+// `now` in ms: Redis TIME, or the test-only clock when ARGV[arg] is not ''.
+const nowFrom = (arg: number): string => `local now
+if ARGV[${arg}] ~= '' then
+  now = tonumber(ARGV[${arg}])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end`
+
 export const limiterScripts: ScriptDefinition[] = [
   {
     name: 'frsRateLimit',
@@ -26,13 +35,7 @@ export const limiterScripts: ScriptDefinition[] = [
     //         algorithm ('g' | 'f' | 's'), limit, window ms, burst (GCRA), field name
     // reply: { allowed 1|0, retry after ms, banned 1|0, then per policy: remaining, reset ms }
     lua: `
-local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+${nowFrom(2)}
 local consume = ARGV[1] == 'c'
 local cost = tonumber(ARGV[3])
 local banAfter = tonumber(ARGV[4])
@@ -216,13 +219,7 @@ return reply`
     // reply: two integers, kept short since every reply element costs the client a decode:
     //        allowed: { remaining, reset ms }; refused: { -1 - remaining, retry after ms }
     lua: `
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+${nowFrom(1)}
 local T = tonumber(ARGV[4]) / tonumber(ARGV[3])
 local tau = tonumber(ARGV[5]) * T
 local tat = tonumber(redis.call('HGET', KEYS[1], ARGV[6])) or now
