@@ -1,6 +1,7 @@
 // One server of the response-cache benchmark; MODE picks what answers GET /:
 // bare (no work), uncached (about 5 ms of CPU per request), ours (the same route cached by
-// this suite), peer (the same work cached with async-cache-dedupe on Redis).
+// this suite), peer (the same work cached with async-cache-dedupe on Redis), bentocache (its
+// Redis-only mode: an L2 store and no in-memory L1).
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { createCache } from 'async-cache-dedupe'
@@ -31,6 +32,14 @@ if (mode === 'bare') {
   const client = new Redis(process.env.REDIS_URL as string)
   const peer = createCache({ ttl: 600, storage: { type: 'redis', options: { client } } }).define('page', async (_key: string) => work())
   app.get('/', async () => peer.page('listings'))
+} else if (mode === 'bentocache') {
+  // bentocache's Redis driver wants ioredis 5, so it lives in bench/peers (installed by the bench).
+  const peers = new URL('../../../bench/peers/node_modules/bentocache/build/', import.meta.url)
+  const { BentoCache, bentostore } = await import(new URL('index.js', peers).href)
+  const { redisDriver } = await import(new URL('src/drivers/redis.js', peers).href)
+  const url = new URL(process.env.REDIS_URL as string)
+  const bento = new BentoCache({ default: 'redis', stores: { redis: bentostore().useL2Layer(redisDriver({ connection: { host: url.hostname, port: Number(url.port) } })) } })
+  app.get('/', async () => bento.getOrSet({ key: 'listings', factory: async () => work(), ttl: '10m' }))
 } else {
   throw new Error(`unknown MODE ${mode}`)
 }
