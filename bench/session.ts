@@ -65,11 +65,14 @@ export async function run (): Promise<Report> {
   const redis = await benchRedis()
   const link = await slowLink(new URL(redis.url), Number(process.env.BENCH_REDIS_DELAY_MS ?? 1))
   try {
+    const bare = await startServer('bare')
+    const baseline = await load({ name: 'bare route', url: bare.url + '/' }).finally(() => bare.stop())
     const rows = [
+      baseline,
       ...await withServers(redis.url, (servers) => measure('loopback', servers, 50)),
       ...await withServers(link.url, (servers) => measure('remote', servers, 10))
     ]
-    const out = report('session', 'Sessions: ours vs @fastify/session + connect-redis (node-redis), one Redis', 'loopback read: connect-redis', rows)
+    const out = report('session', 'Sessions: ours vs @fastify/session + connect-redis (node-redis), one Redis', 'bare route', rows)
     const rate = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
     for (const setting of ['loopback', 'remote']) {
       for (const route of ['read', 'write']) {
