@@ -32,6 +32,7 @@ async function cachedApp (t: Parameters<typeof buildApp>[0], opts: ResponseCache
     app.get('/stream', { config: { cache: true } }, async (_req, reply) => { count('stream'); return reply.type('text/plain').send(Readable.from([`s${calls.stream}`])) })
     app.get('/stream-buffered', { config: { cache: { bufferStreams: true } } }, async (_req, reply) => { count('sb'); return reply.type('text/plain').send(Readable.from([`s${calls.sb}`])) })
     app.get('/lang', { config: { cache: { vary: ['accept-language'] } } }, async (request) => { count('lang'); return { lang: request.headers['accept-language'] ?? null, n: calls.lang } })
+    app.get('/enc', { config: { cache: { vary: ['accept-encoding'] } } }, async (request) => { count('enc'); return { ae: request.headers['accept-encoding'] ?? null, n: calls.enc } })
     app.get('/me', { config: { cache: { perUser: (req: { headers: Record<string, string> }) => req.headers['x-user'] } } }, async (request) => { count('me'); return { user: request.headers['x-user'], n: calls.me } })
     app.get('/swr', { config: { cache: { ttl: '1s', staleWhileRevalidate: '20s' } } }, async () => { count('swr'); return { n: calls.swr } })
     app.post('/item', { config: { invalidates: { tags: ['items'] } } }, async () => ({ ok: true }))
@@ -139,6 +140,15 @@ t.test('Vary headers key the entry', async (t) => {
   t.equal(fr.json().lang, 'fr')
   t.equal((await app.inject({ url: '/lang', headers: { 'accept-language': 'en' } })).body, en.body)
   t.equal(calls.lang, 2)
+})
+
+t.test('Accept-Encoding in vary keys by the coding the client would get', async (t) => {
+  const { app, calls } = await cachedApp(t)
+  await app.inject({ url: '/enc', headers: { 'accept-encoding': 'gzip' } })
+  t.equal((await app.inject({ url: '/enc', headers: { 'accept-encoding': 'deflate, gzip;q=0' } })).headers['x-cache'], 'MISS', 'deflate (gzip refused) is another entry')
+  t.equal((await app.inject({ url: '/enc', headers: { 'accept-encoding': 'gzip, identity' } })).headers['x-cache'], 'HIT', 'the same coding shares one')
+  t.equal((await app.inject({ url: '/enc', headers: { 'accept-encoding': 'br, gzip' } })).headers['x-cache'], 'MISS', 'br is another entry')
+  t.equal(calls.enc, 3)
 })
 
 t.test('Age counts up and max-age down', async (t) => {
