@@ -62,21 +62,8 @@ export interface RouteInvalidation {
   tags: string[] | ((request: any, reply: any) => string[] | Promise<string[]>)
 }
 
-export interface ResolvedResponseCacheOptions {
-  ttl: number
-  grace: number
-  statuses: readonly number[]
-  vary: readonly string[]
-  keepHeaders: readonly string[]
-  sessionCookies: readonly string[]
-  user: (request: any) => string | number | null | undefined
-  lock: boolean
-  lockTtl: number
-  lockWait: number
-  bufferStreams: boolean
-}
-
-export interface ResolvedRouteCache {
+/** Settings shared by the plugin's defaults and each route's resolved config. */
+interface ResolvedCacheSettings {
   ttl: number
   grace: number
   statuses: readonly number[]
@@ -84,10 +71,17 @@ export interface ResolvedRouteCache {
   keepHeaders: readonly string[]
   /** Session cookies: they mark credentials, and their renewal does not stop a per-user entry. */
   sessionCookies: readonly string[]
-  bufferStreams: boolean
   lock: boolean
   lockTtl: number
   lockWait: number
+  bufferStreams: boolean
+}
+
+export interface ResolvedResponseCacheOptions extends ResolvedCacheSettings {
+  user: (request: any) => string | number | null | undefined
+}
+
+export interface ResolvedRouteCache extends ResolvedCacheSettings {
   /** A string for a per-user entry, null for a shared one, undefined to bypass the cache. */
   identify: (request: CacheRequest) => string | null | undefined
   keyOf: ((request: any) => string) | undefined
