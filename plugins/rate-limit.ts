@@ -160,7 +160,8 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config?.rateLimit
     if (config === false || (config === undefined && !options.global)) return
-    const methods = Array.isArray(route.method) ? route.method.join(',') : route.method
+    // HEAD is GET without a body (Fastify adds a HEAD route for each GET): one counter for both.
+    const methods = [...new Set([route.method].flat().map((m) => (m === 'HEAD' ? 'GET' : m)))].join(',')
     const id = `${methods} ${route.url}`
     const compiled = compileRoute(config ?? {}, id, options, `config.rateLimit of ${id}`)
     const check = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -54,6 +54,17 @@ t.test('exactness: limit 100, 300 parallel requests over 3 instances → exactly
   }
 })
 
+t.test('HEAD and GET of one route share one counter', async (t) => {
+  const app = await limited(t, { rate: '3/minute' })
+  const codes = [
+    (await app.inject('/')).statusCode,
+    (await app.inject({ method: 'HEAD', url: '/' })).statusCode,
+    (await app.inject('/')).statusCode,
+    (await app.inject({ method: 'HEAD', url: '/' })).statusCode
+  ]
+  t.same(codes, [200, 200, 200, 429])
+})
+
 t.test('headers: draft structured fields, and a 429 problem with Retry-After >= t', async (t) => {
   const app = await limited(t, { rate: '2/minute' })
   const first = await app.inject('/')
