@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { parseRate } from './duration.js'
 import type { Rate } from './duration.js'
 import { InvalidOptionError } from './errors.js'
@@ -102,16 +103,45 @@ export function resolvePolicies (spec: unknown, defaults: PolicyDefaults, option
   })
 }
 
-/** Checks and counts requests against policies in one Redis script call per request. */
+interface Check {
+  key: string
+  mode: 'c' | 'p'
+  cost: number
+  policies: readonly Policy[]
+  resolve: (result: LimitResult) => void
+  reject: (err: unknown) => void
+}
+
+/** The checks of one channel: those waiting, and how many script calls are in flight. */
+interface Channel { waiting: Check[], inFlight: number, scheduled: boolean }
+
+/** The most checks one script call carries; more go in further calls sent at the same time. */
+const MAX_BATCH = 128
+const MAX_IN_FLIGHT = Number(process.env.FRS_RL_INFLIGHT ?? 1)
+
+/**
+ * Checks and counts requests against policies, atomically in a Redis script.
+ *
+ * Checks are batched: while a script call is in flight, the checks that arrive wait and then
+ * go together in the next call, in arrival order, each evaluated as if it had come on its own.
+ * An idle limiter sends a check at the end of the current event-loop turn, so a lone request
+ * waits for no one. Under load this turns hundreds of round trips into a few, which is what
+ * lets the limiter keep up when one client (or one NAT) sends most of the traffic. On a
+ * Cluster a batch holds one key only (every key of a call must be in one slot); standalone, one
+ * batch may hold any keys.
+ */
 export class Limiter {
   readonly #client: Redis | Cluster
+  readonly #perKey: boolean
   readonly #banAfter: number
   readonly #banMs: number
   readonly #clock: (() => number) | undefined
   readonly #timeoutMs: number | undefined
+  readonly #channels = new Map<string, Channel>()
 
   constructor (opts: LimiterOptions) {
     this.#client = opts.client
+    this.#perKey = opts.client instanceof Cluster
     this.#banAfter = opts.ban?.after ?? 0
     this.#banMs = opts.ban?.durationMs ?? 0
     this.#clock = opts.clock
@@ -120,12 +150,12 @@ export class Limiter {
 
   /** Counts one request of `cost` against every policy, only when all of them allow it. */
   consume (key: string, policies: readonly Policy[], cost = 1): Promise<LimitResult> {
-    return this.#run('c', key, policies, cost)
+    return this.#enqueue('c', key, policies, cost)
   }
 
   /** Whether a request of `cost` would be allowed, and what is left; counts nothing. */
   peek (key: string, policies: readonly Policy[], cost = 1): Promise<LimitResult> {
-    return this.#run('p', key, policies, cost)
+    return this.#enqueue('p', key, policies, cost)
   }
 
   /** Forgets every count and ban of `key`. */
@@ -133,19 +163,72 @@ export class Limiter {
     await this.#client.del(key)
   }
 
-  async #run (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
-    const clock = this.#clock === undefined ? '' : this.#clock()
-    const only = policies.length === 1 ? policies[0] as Policy : undefined
-    if (mode === 'c' && only?.algorithm === 'gcra' && this.#banAfter === 0) {
-      const call = this.#client.frsRateLimitGcra(key, clock, cost, ...gcraArgs(policies, only))
-      const [r = 0, ms = 0] = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
-      return r >= 0
-        ? { allowed: true, retryAfterMs: 0, banned: false, policies: [{ policy: only, remaining: r, resetMs: ms }] }
-        : { allowed: false, retryAfterMs: ms, banned: false, policies: [{ policy: only, remaining: -1 - r, resetMs: ms }] }
+  #enqueue (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
+    const id = this.#perKey ? key : ''
+    let channel = this.#channels.get(id)
+    if (channel === undefined) {
+      channel = { waiting: [], inFlight: 0, scheduled: false }
+      this.#channels.set(id, channel)
     }
-    const call = this.#client.frsRateLimit(key, mode, clock, cost, this.#banAfter, this.#banMs, ...policyArgs(policies))
-    const reply = this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)
-    return parseReply(reply, policies)
+    const ch = channel
+    return new Promise((resolve, reject) => {
+      ch.waiting.push({ key, mode, cost, policies, resolve, reject })
+      this.#schedule(id, ch)
+    })
+  }
+
+  // Sends what is waiting at the end of this event-loop turn, unless enough calls are in flight.
+  #schedule (id: string, ch: Channel): void {
+    if (ch.scheduled || ch.inFlight >= MAX_IN_FLIGHT || ch.waiting.length === 0) return
+    ch.scheduled = true
+    setImmediate(() => { ch.scheduled = false; this.#flush(id, ch) })
+  }
+
+  // Sends everything waiting, MAX_BATCH checks per call.
+  #flush (id: string, ch: Channel): void {
+    while (ch.waiting.length > 0) {
+      const batch = ch.waiting.splice(0, MAX_BATCH)
+      ch.inFlight++
+      this.#send(batch).then((replies) => {
+        for (let i = 0; i < batch.length; i++) (batch[i] as Check).resolve(replies[i] as LimitResult)
+      }, (err: unknown) => {
+        for (const check of batch) check.reject(err)
+        // Those waiting would go to the same failing server, and have already waited for this
+        // call: they fail with it, so that no check waits much longer than the command timeout.
+        for (const check of ch.waiting.splice(0)) check.reject(err)
+      }).finally(() => {
+        ch.inFlight--
+        if (ch.waiting.length > 0) this.#schedule(id, ch)
+        else if (ch.inFlight === 0 && id !== '') this.#channels.delete(id)
+      })
+    }
+  }
+
+  async #send (batch: Check[]): Promise<LimitResult[]> {
+    const keys: string[] = []
+    const keyIndex = new Map<string, number>()
+    const lists: Array<readonly Policy[]> = []
+    const listIndex = new Map<readonly Policy[], number>()
+    let checks = ''
+    for (const c of batch) {
+      let k = keyIndex.get(c.key)
+      if (k === undefined) { keys.push(c.key); k = keys.length; keyIndex.set(c.key, k) }
+      let l = listIndex.get(c.policies)
+      if (l === undefined) { lists.push(c.policies); l = lists.length; listIndex.set(c.policies, l) }
+      checks += `${k}${c.mode}${c.cost}/${l} `
+    }
+    const args: Array<string | number> = [keys.length, ...keys, this.#clock === undefined ? '' : this.#clock(), this.#banAfter, this.#banMs, lists.length]
+    for (const list of lists) args.push(...policyArgs(list))
+    args.push(checks)
+    const call = this.#client.frsRateLimit(...(args as [number, ...string[]]))
+    const reply = (this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)).split(' ').map(Number)
+    const results: LimitResult[] = []
+    let at = 0
+    for (const c of batch) {
+      results.push(parseReply(reply, c.policies, at))
+      at += 3 + 2 * c.policies.length
+    }
+    return results
   }
 }
 
@@ -164,16 +247,6 @@ function policyArgs (policies: readonly Policy[]): string[] {
   return args
 }
 
-const gcraCache = new WeakMap<readonly Policy[], string[]>()
-function gcraArgs (policies: readonly Policy[], p: Policy): string[] {
-  let args = gcraCache.get(policies)
-  if (args === undefined) {
-    args = [String(p.limit), String(p.windowMs), String(p.burst), field(p)]
-    gcraCache.set(policies, args)
-  }
-  return args
-}
-
 function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the rate limiter got no reply from Redis within ${ms}ms`)), ms)
@@ -182,11 +255,11 @@ function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Turns the script's flat reply into a typed result. */
-export function parseReply (reply: number[], policies: readonly Policy[]): LimitResult {
+export function parseReply (reply: number[], policies: readonly Policy[], at = 0): LimitResult {
   return {
-    allowed: reply[0] === 1,
-    retryAfterMs: reply[1] ?? 0,
-    banned: reply[2] === 1,
-    policies: policies.map((policy, i) => ({ policy, remaining: reply[3 + 2 * i] ?? 0, resetMs: reply[4 + 2 * i] ?? 0 }))
+    allowed: reply[at] === 1,
+    retryAfterMs: reply[at + 1] ?? 0,
+    banned: reply[at + 2] === 1,
+    policies: policies.map((policy, i) => ({ policy, remaining: reply[at + 3 + 2 * i] ?? 0, resetMs: reply[at + 4 + 2 * i] ?? 0 }))
   }
 }

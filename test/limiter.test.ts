@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import { Limiter, resolvePolicies } from '../lib/limiter.js'
-import type { Algorithm, LimitResult, NamedRate } from '../lib/limiter.js'
+import type { Algorithm, LimitResult, NamedRate, Policy } from '../lib/limiter.js'
 import type { Rate } from '../lib/duration.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl } from './fixtures/redis.js'
@@ -62,14 +62,14 @@ t.test('GCRA default burst is the count: 100/hour allows 100 at once, then one p
   t.equal((await limiter.consume(key('x'), policies)).allowed, true)
 })
 
-t.test('GCRA: the single-policy script and the general one share the state; fractional intervals stay exact', async (t) => {
+t.test('GCRA: limiters with and without bans share the state; fractional intervals stay exact', async (t) => {
   const { app, clock, limiter, key } = await setup(t)
   const banning = new Limiter({ client: app.redis, clock: () => clock.now, ban: { after: 100, durationMs: 60_000 } })
   const policies = one('7/minute') // an emission interval of 8571.428… ms
   const k = key('shared')
-  for (let i = 0; i < 3; i++) t.equal((await limiter.consume(k, policies)).allowed, true, 'fast script')
-  t.equal((await banning.consume(k, policies)).policies[0]?.remaining, 3, 'the general script (bans on) goes on from 4 used')
-  t.equal((await limiter.peek(k, policies)).policies[0]?.remaining, 3, 'peek (general script) agrees')
+  for (let i = 0; i < 3; i++) t.equal((await limiter.consume(k, policies)).allowed, true, 'no bans')
+  t.equal((await banning.consume(k, policies)).policies[0]?.remaining, 3, 'the limiter with bans goes on from 4 used')
+  t.equal((await limiter.peek(k, policies)).policies[0]?.remaining, 3, 'peek agrees')
   for (let i = 0; i < 3; i++) await limiter.consume(k, policies)
   t.equal((await limiter.consume(k, policies)).allowed, false, 'the 8th at once is refused')
   for (let n = 1; n <= 20; n++) {
@@ -195,6 +195,63 @@ t.test('recovers by itself after SCRIPT FLUSH (NOSCRIPT)', async (t) => {
   const r = await limiter.consume(key('n'), policies)
   t.equal(r.allowed, true)
   t.equal(r.policies[0]?.remaining, 3, 'the count survived, the script was reloaded')
+})
+
+// Script calls so far on every master: the limiter's EVALSHA, or EVAL after a NOSCRIPT.
+async function scriptCalls (client: Redis | Cluster): Promise<number> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+  let calls = 0
+  for (const node of nodes) {
+    const info = await node.info('commandstats')
+    for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1])
+  }
+  return calls
+}
+
+t.test('parallel checks go in a few script calls, each counted as if it came alone', async (t) => {
+  const { app, limiter, key } = await setup(t)
+  const before = await scriptCalls(app.redis)
+  const results = await Promise.all(Array.from({ length: 300 }, () => limiter.consume(key('hot'), one('100/hour'))))
+  const calls = await scriptCalls(app.redis) - before
+  t.equal(allowedOf(results), 100, 'exactly the limit allowed')
+  t.same(results.slice(0, 100).map((r) => r.policies[0]?.remaining), Array.from({ length: 100 }, (_, i) => 99 - i), 'in arrival order, each sees what is left after it')
+  t.ok(results.slice(100).every((r) => !r.allowed && r.retryAfterMs === 36_000), 'the rest are refused until the next emission')
+  t.ok(calls >= 1 && calls <= 10, `300 checks in ${calls} script calls`)
+})
+
+t.test('a batch of mixed keys, policies and modes answers as the same checks one by one', async (t) => {
+  const { limiter, key } = await setup(t)
+  const lists = [one('3/minute'), one('2/minute', 'fixed-window'), resolvePolicies([{ name: 'a', rate: '4/minute' }, { name: 'b', rate: '2/minute', algorithm: 'sliding-window' }], { name: 'x', algorithm: 'gcra' }, 'rate')]
+  const plan = Array.from({ length: 60 }, (_, i) => ({ k: `m${i % 3}`, list: lists[Math.floor(i / 3) % 3] as Policy[], peek: i % 5 === 4, cost: 1 + (i % 2) }))
+  const run = (prefix: string, p: typeof plan[number]) => (p.peek ? limiter.peek(key(prefix + p.k), p.list, p.cost) : limiter.consume(key(prefix + p.k), p.list, p.cost))
+  const together = await Promise.all(plan.map((p) => run('together-', p)))
+  const alone: LimitResult[] = []
+  for (const p of plan) alone.push(await run('alone-', p))
+  t.same(together, alone)
+  t.ok(allowedOf(alone) > 5 && allowedOf(alone) < 55, `the plan mixes allowed and refused checks (${allowedOf(alone)} of 60 allowed)`)
+})
+
+t.test('checks waiting behind a call that times out fail with it, not one timeout later', async (t) => {
+  const app = await buildApp(t)
+  const limiter = new Limiter({ client: app.redis, timeoutMs: 500 })
+  const k = app.redisSuite.keyspace('rl', 'lib').taggedKey(['k', 'paused'])
+  const policies = one('100/hour')
+  await limiter.consume(k, policies)
+  const nodes: Redis[] = app.redis instanceof Cluster ? app.redis.nodes('master') : [app.redis]
+  const pausers = nodes.map((n) => n.duplicate())
+  t.teardown(() => { for (const p of pausers) p.disconnect() })
+  await Promise.all(pausers.map((p) => p.status === 'wait' ? p.connect() : undefined))
+  await Promise.all(pausers.map((p) => p.call('CLIENT', 'PAUSE', '1500', 'ALL')))
+  const started = Date.now()
+  const first = limiter.consume(k, policies)
+  await new Promise((resolve) => setImmediate(resolve)) // the first call is now in flight
+  const waiting = Array.from({ length: 50 }, () => limiter.consume(k, policies))
+  const settled = await Promise.allSettled([first, ...waiting])
+  const elapsed = Date.now() - started
+  t.ok(settled.every((s) => s.status === 'rejected'), 'all 51 rejected')
+  t.ok(elapsed < 900, `after one timeout (${elapsed} ms), not two`)
+  await new Promise((resolve) => setTimeout(resolve, started + 1600 - Date.now())) // the pause ends
+  t.equal((await limiter.consume(k, policies)).allowed, true, 'works again once Redis answers')
 })
 
 t.test('uses Redis TIME without the test clock', async (t) => {
