@@ -68,6 +68,8 @@ export interface LoadOptions {
   duration?: number
   /** Seconds of unmeasured warm-up first. @default 1 */
   warmup?: number
+  /** Sends this header with one of `clients` values, round robin: traffic from many clients. */
+  clientHeader?: { name: string, clients: number }
 }
 
 export interface LoadResult { name: string, reqPerSec: number, p99Ms: number, non2xx: number, errors: number }
@@ -79,8 +81,17 @@ async function cannon (opts: LoadOptions, duration: number): Promise<autocannon.
     headers: opts.headers,
     body: opts.body,
     connections: opts.connections ?? 50,
-    duration
+    duration,
+    ...(opts.clientHeader === undefined ? {} : { requests: [{ setupRequest: clientRotation(opts.clientHeader) }] })
   })
+}
+
+function clientRotation ({ name, clients }: { name: string, clients: number }) {
+  let next = 0
+  return (req: autocannon.Request): autocannon.Request => {
+    next = (next + 1) % clients
+    return { ...req, headers: { ...req.headers, [name]: `client-${next}` } }
+  }
 }
 
 /** Runs autocannon against one URL (after a warm-up) and returns req/s and p99. */

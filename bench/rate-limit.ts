@@ -1,16 +1,23 @@
 // The rate limiter against a bare route and against @fastify/rate-limit with its Redis store,
 // in one run, with and without ioredis auto-pipelining. Rows run interleaved, BENCH_ROUNDS
 // times (default 3), and each row keeps its median.
+//
+// Two kinds of traffic: one client (every request counts on one key, as when one user, one
+// NAT or one route-wide limit takes the load), and 10,000 clients keyed by a header (one key
+// per client, round robin), where no two requests of a batch share a key.
 import { fileURLToPath } from 'node:url'
 import { benchRedis, load, median, report, startServer } from './harness.js'
 import type { LoadResult, Report } from './harness.js'
 
-const ROWS: Array<{ name: string, server: string, env?: Record<string, string> }> = [
+const CLIENTS = { name: 'x-client', clients: 10_000 }
+const ROWS: Array<{ name: string, server: string, env?: Record<string, string>, clientHeader?: typeof CLIENTS }> = [
   { name: 'bare', server: 'bare' },
   { name: 'suite rate-limit', server: 'rate-limit-suite' },
   { name: 'suite rate-limit, auto-pipelining', server: 'rate-limit-suite', env: { AUTO_PIPELINING: '1' } },
   { name: '@fastify/rate-limit (redis)', server: 'rate-limit-peer' },
-  { name: '@fastify/rate-limit (redis), auto-pipelining', server: 'rate-limit-peer', env: { AUTO_PIPELINING: '1' } }
+  { name: '@fastify/rate-limit (redis), auto-pipelining', server: 'rate-limit-peer', env: { AUTO_PIPELINING: '1' } },
+  { name: 'suite rate-limit, 10,000 clients', server: 'rate-limit-suite', env: { KEY_HEADER: CLIENTS.name }, clientHeader: CLIENTS },
+  { name: '@fastify/rate-limit (redis), 10,000 clients', server: 'rate-limit-peer', env: { KEY_HEADER: CLIENTS.name }, clientHeader: CLIENTS }
 ]
 
 export async function run (): Promise<Report> {
@@ -23,7 +30,7 @@ export async function run (): Promise<Report> {
         // One server at a time, so that no idle server competes for the two cores.
         const server = await startServer(row.server, { REDIS_URL: redis.url, ...row.env })
         try {
-          results.get(row.name)?.push(await load({ name: row.name, url: server.url + '/' }))
+          results.get(row.name)?.push(await load({ name: row.name, url: server.url + '/', clientHeader: row.clientHeader }))
         } finally {
           await server.stop()
         }
@@ -37,6 +44,7 @@ export async function run (): Promise<Report> {
   const rps = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
   const ratio = (a: string, b: string) => (rps(a) / rps(b)).toFixed(2)
   console.log(`suite / @fastify/rate-limit: ${ratio('suite rate-limit', '@fastify/rate-limit (redis)')}x (goal >= 1.25x); suite / bare: ${ratio('suite rate-limit', 'bare')}x (goal >= 0.69x)`)
+  console.log(`10,000 clients: suite / @fastify/rate-limit: ${ratio('suite rate-limit, 10,000 clients', '@fastify/rate-limit (redis), 10,000 clients')}x; suite / bare: ${ratio('suite rate-limit, 10,000 clients', 'bare')}x`)
   console.log(`auto-pipelining: suite ${ratio('suite rate-limit, auto-pipelining', 'suite rate-limit')}x, @fastify/rate-limit ${ratio('@fastify/rate-limit (redis), auto-pipelining', '@fastify/rate-limit (redis)')}x of the same without`)
   return out
 }

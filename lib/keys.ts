@@ -53,7 +53,11 @@ export function escapeGlob (glob: string): string {
   return glob.split('*').map(escapeString).join('*')
 }
 
+// RESERVED without the g flag (whose `test` would keep state between calls)
+const HAS_RESERVED = new RegExp(RESERVED.source)
+
 function escapeString (value: string): string {
+  if (!HAS_RESERVED.test(value)) return value
   return value.replace(RESERVED, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
 }
 
@@ -107,6 +111,20 @@ export class Keyspace {
     if (tag.length === 0) throw new InvalidKeyPartError('a hash tag needs at least one part')
     const head = '{' + tag.map(escapePart).join(':') + '}'
     return parts.length === 0 ? this.base + head : this.base + head + ':' + parts.map(escapePart).join(':')
+  }
+
+  /**
+   * `taggedKey` with the tag's first parts escaped once: `taggedKeyWith('r', id)(...rest)`
+   * equals `taggedKey(['r', id, ...rest])`. For keys built on every request.
+   */
+  taggedKeyWith (...fixed: KeyPart[]): (...rest: KeyPart[]) => string {
+    const head = this.base + '{' + fixed.map(escapePart).join(':')
+    return (...rest) => {
+      if (fixed.length === 0 && rest.length === 0) throw new InvalidKeyPartError('a hash tag needs at least one part')
+      let key = head
+      for (let i = 0; i < rest.length; i++) key += (fixed.length === 0 && i === 0 ? '' : ':') + escapePart(rest[i] as KeyPart)
+      return key + '}'
+    }
   }
 
   /** A SCAN MATCH pattern for keys of this keyspace whose first part matches `glob`. */

@@ -7,7 +7,6 @@ import type { Duration } from '../lib/duration.js'
 import { InvalidOptionError, RateLimitedError, RateLimitUnavailableError } from '../lib/errors.js'
 import { normalizeIp } from '../lib/ip.js'
 import { hashed } from '../lib/keys.js'
-import type { KeyPart } from '../lib/keys.js'
 import { isAlgorithm, Limiter, resolvePolicies } from '../lib/limiter.js'
 import type { Algorithm, LimitResult, Policy, RateSpec } from '../lib/limiter.js'
 import { createRateLimitApi } from '../lib/limiter-api.js'
@@ -164,19 +163,20 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
     const methods = [...new Set([route.method].flat().map((m) => (m === 'HEAD' ? 'GET' : m)))].join(',')
     const id = `${methods} ${route.url}`
     const compiled = compileRoute(config ?? {}, id, options, `config.rateLimit of ${id}`)
+    const keyOf = keyspace.taggedKeyWith('r', compiled.id)
     const check = async (request: FastifyRequest, reply: FastifyReply) => {
       if (options.allowList(request)) return
       const user = options.user(request)
       const custom = compiled.key?.(request)
       // A custom key may be a secret (an API key): only its digest goes into Redis.
-      const client: KeyPart[] = custom !== undefined && custom !== null
-        ? ['k', hashed(String(custom))]
-        : user !== undefined && user !== null ? ['u', String(user)] : ['ip', normalizeIp(request.ip) ?? String(request.ip)]
+      const key = custom !== undefined && custom !== null
+        ? keyOf('k', hashed(String(custom)))
+        : user !== undefined && user !== null ? keyOf('u', String(user)) : keyOf('ip', normalizeIp(request.ip) ?? String(request.ip))
       const policies = user === undefined || user === null ? compiled.anon : compiled.user
       if (policies === null) return
       let result: LimitResult
       try {
-        result = await limiter.consume(keyspace.taggedKey(['r', compiled.id, ...client]), policies, compiled.cost(request))
+        result = await limiter.consume(key, policies, compiled.cost(request))
       } catch (err) {
         logFailure(err)
         if (!options.failClosed) { stats.failedOpen++; return }

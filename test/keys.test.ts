@@ -70,6 +70,10 @@ t.test('long and hashed parts are digests', async (t) => {
 t.test('hash tags', async (t) => {
   t.equal(ks.taggedKey(['route', 'user:1'], 'minute'), 'app:cache:feed:v3:{route:user%3A1}:minute')
   t.equal(ks.taggedKey(['x']), 'app:cache:feed:v3:{x}')
+  t.equal(ks.taggedKeyWith('route', 'a:b')('ip', '::1'), ks.taggedKey(['route', 'a:b', 'ip', '::1']), 'taggedKeyWith is taggedKey with the first parts fixed')
+  t.equal(ks.taggedKeyWith()('x', 7), ks.taggedKey(['x', 7]))
+  t.equal(ks.taggedKeyWith('x')(), ks.taggedKey(['x']))
+  t.throws(() => ks.taggedKeyWith()(), { code: 'FRS_INVALID_KEY_PART' })
   t.throws(() => ks.taggedKey([]), { code: 'FRS_INVALID_KEY_PART' })
   // user input cannot open a second tag or close ours early
   t.equal(ks.taggedKey(['a}b{c']).match(/[{}]/g)?.length, 2)

@@ -9,7 +9,14 @@ const name = '@fastify/rate-limit'
 const { default: peerRateLimit } = await import(name) as { default: (...args: never[]) => unknown }
 const redis = new Redis(process.env.REDIS_URL as string, { enableAutoPipelining: process.env.AUTO_PIPELINING === '1', connectTimeout: 500, maxRetriesPerRequest: 1 })
 const app = Fastify({ logger: false })
-await app.register(peerRateLimit as never, { max: 1_000_000_000, timeWindow: '1 hour', redis, nameSpace: 'bench-peer:' })
+const header = process.env.KEY_HEADER
+await app.register(peerRateLimit as never, {
+  max: 1_000_000_000,
+  timeWindow: '1 hour',
+  redis,
+  nameSpace: 'bench-peer:',
+  ...(header === undefined ? {} : { keyGenerator: (request: { headers: Record<string, unknown> }) => request.headers[header] })
+})
 app.get('/', async () => ({ hello: 'world' }))
 app.addHook('onClose', async () => { await redis.quit() })
 await app.listen({ host: '127.0.0.1', port: 0 })
