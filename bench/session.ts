@@ -6,6 +6,10 @@
 // so Redis round trips cost little), and Redis behind a link that adds BENCH_REDIS_DELAY_MS
 // (default 1) each way, as when Redis runs on another host, with 10 connections: there a
 // request's time is mostly its round trips (ours: 1 on a read, the peer: 2).
+//
+// On loopback two more rows: ours with ioredis auto-pipelining (node-redis, under the peer,
+// pipelines a tick's commands by itself), and @fastify/session with its in-memory store, the
+// ceiling that no store can pass because @fastify/session's own work is left.
 import { createConnection, createServer } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { pathToFileURL } from 'node:url'
@@ -49,10 +53,14 @@ async function measure (label: string, servers: Record<string, BenchServer>, con
   return rows
 }
 
-async function withServers <T> (redisUrl: string, fn: (servers: Record<string, BenchServer>) => Promise<T>): Promise<T> {
-  const servers = {
+async function withServers <T> (redisUrl: string, extra: boolean, fn: (servers: Record<string, BenchServer>) => Promise<T>): Promise<T> {
+  const servers: Record<string, BenchServer> = {
     'connect-redis': await startServer('session-peer', { REDIS_URL: redisUrl }),
     ours: await startServer('session-ours', { REDIS_URL: redisUrl })
+  }
+  if (extra) {
+    servers['ours, auto-pipelining'] = await startServer('session-ours', { REDIS_URL: redisUrl, AUTO_PIPELINING: '1' })
+    servers['in-memory store (ceiling)'] = await startServer('session-memory')
   }
   try {
     return await fn(servers)
@@ -69,8 +77,8 @@ export async function run (): Promise<Report> {
     const baseline = await load({ name: 'bare route', url: bare.url + '/' }).finally(() => bare.stop())
     const rows = [
       baseline,
-      ...await withServers(redis.url, (servers) => measure('loopback', servers, 50)),
-      ...await withServers(link.url, (servers) => measure('remote', servers, 10))
+      ...await withServers(redis.url, true, (servers) => measure('loopback', servers, 50)),
+      ...await withServers(link.url, false, (servers) => measure('remote', servers, 10))
     ]
     const out = report('session', 'Sessions: ours vs @fastify/session + connect-redis (node-redis), one Redis', 'bare route', rows)
     const rate = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
@@ -79,6 +87,10 @@ export async function run (): Promise<Report> {
         const ratio = rate(`${setting} ${route}: ours`) / rate(`${setting} ${route}: connect-redis`)
         console.log(`${setting} ${route}: ours / connect-redis = ${ratio.toFixed(2)}×`)
       }
+    }
+    for (const route of ['read', 'write']) {
+      const peer = rate(`loopback ${route}: connect-redis`)
+      console.log(`loopback ${route}: ours, auto-pipelining / connect-redis = ${(rate(`loopback ${route}: ours, auto-pipelining`) / peer).toFixed(2)}×; in-memory ceiling / connect-redis = ${(rate(`loopback ${route}: in-memory store (ceiling)`) / peer).toFixed(2)}×`)
     }
     return out
   } finally {

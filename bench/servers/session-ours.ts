@@ -1,4 +1,5 @@
-// This suite's session plugin (Redis store on the shared ioredis pool), core plugin defaults.
+// This suite's session plugin (Redis store on the shared ioredis pool), core plugin defaults;
+// AUTO_PIPELINING=1 turns on ioredis enableAutoPipelining.
 import Fastify from 'fastify'
 import redisPlugin from '../../plugins/redis.js'
 import sessionPlugin from '../../plugins/session.js'
