@@ -82,6 +82,24 @@ t.test('GCRA: limiters with and without bans share the state; fractional interva
   t.pass('20 intervals of 60000/7 ms: one request each, no drift')
 })
 
+t.test('GCRA: the script\'s fast path (one policy, no bans) answers as its general path', async (t) => {
+  const { app, clock, limiter, key } = await setup(t)
+  // bans that never trigger send the same checks through the general path
+  const general = new Limiter({ client: app.redis, clock: () => clock.now, ban: { after: 1_000_000, durationMs: 60_000 } })
+  const policies = one('7/minute', 'gcra', 3)
+  const fastResults: LimitResult[] = []
+  const generalResults: LimitResult[] = []
+  for (let i = 0; i < 40; i++) {
+    clock.now = T0 + i * 2_900 // about one request per 2.9 s against one per 8.57 s: allowed and refused ones
+    const cost = 1 + (i % 3 === 0 ? 1 : 0)
+    fastResults.push(await limiter.consume(key('fast'), policies, cost))
+    generalResults.push(await general.consume(key('general'), policies, cost))
+  }
+  t.same(fastResults, generalResults)
+  t.ok(allowedOf(fastResults) > 5 && allowedOf(fastResults) < 35, `both allowed and refused checks (${allowedOf(fastResults)} of 40)`)
+  t.equal(await app.redis.hget(key('fast'), 'g:p'), await app.redis.hget(key('general'), 'g:p'), 'the same stored TAT')
+})
+
 t.test('fixed window: the count resets exactly at the window edge', async (t) => {
   const { app, clock, limiter, key } = await setup(t)
   const policies = one('5/minute', 'fixed-window')

@@ -69,6 +69,48 @@ local function set (s, f, value)
     s.df[#s.df + 1] = f
   end
 end
+local function queue (key, s)
+  if not s.queued then
+    s.queued = true
+    order[#order + 1] = key
+  end
+end
+-- GCRA: the stored TAT (or now), and the TAT after a request of cost.
+local function tats (q, stored, cost)
+  local tat = tonumber(stored) or now
+  if tat < now then tat = now end
+  return tat, tat + cost * q.T
+end
+-- The common case (one GCRA policy, no bans, counted) with no tables: its reply is the
+-- general path's for the same check.
+local function fast (key, cost, q, out)
+  local s = st[key]
+  if s == nil then
+    s = { v = {}, dirty = {}, df = {}, need = 0 }
+    st[key] = s
+  end
+  local raw = s.v[q.f]
+  if raw == nil then
+    raw = redis.call('HGET', key, q.f)
+    s.v[q.f] = raw
+  end
+  local T, tau = q.T, q.tau
+  local tat, newTat = tats(q, raw, cost)
+  local n = #out
+  if newTat - now <= tau + 1e-3 then
+    set(s, q.f, newTat)
+    s.need = math.max(math.ceil(newTat - now), 1)
+    queue(key, s)
+    out[n + 1], out[n + 2], out[n + 3] = '1', '0', '0'
+    out[n + 4] = tostring(math.floor((tau - (newTat - now) + 1e-3) / T))
+    out[n + 5] = tostring(math.ceil(newTat - now))
+  else
+    local wait = tostring(math.ceil(newTat - tau - now))
+    out[n + 1], out[n + 2], out[n + 3] = '0', wait, '0'
+    out[n + 4] = tostring(math.max(math.floor((tau - (tat - now) + 1e-3) / T), 0))
+    out[n + 5] = wait
+  end
+end
 local function check (key, consume, cost, pol)
   local n = #pol
   local s = load(key, pol.fields)
@@ -95,11 +137,8 @@ local function check (key, consume, cost, pol)
     local alg, limit, w = q[1], q[2], q[3]
     local b = (i - 1) * 10
     if alg == 'g' then
-      local T = w / limit
-      local tau = q[4] * T
-      local tat = tonumber(v[q.f]) or now
-      if tat < now then tat = now end
-      local newTat = tat + cost * T
+      local T, tau = q.T, q.tau
+      local tat, newTat = tats(q, v[q.f], cost)
       -- 1e-3 ms of slack: stored times near 1.7e12 ms carry rounding of about 1e-4 ms
       res[b + 1] = newTat - now <= tau + 1e-3
       res[b + 2] = math.floor((tau - (tat - now) + 1e-3) / T)
@@ -205,10 +244,7 @@ local function check (key, consume, cost, pol)
     if bannedUntil - now > need then need = bannedUntil - now end
     -- as when each check writes on its own: the TTL the last write needs
     s.need = math.max(math.ceil(need), 1)
-    if not s.queued then
-      s.queued = true
-      order[#order + 1] = key
-    end
+    queue(key, s)
   end
   reply[2] = math.ceil(retry)
   return reply
@@ -221,7 +257,8 @@ for l = 1, tonumber(ARGV[4]) do
     local f = ARGV[a + 5]
     local q = { ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) }
     if q[1] == 'g' then
-      q.f = f
+      q.f, q.T = f, q[3] / q[2]
+      q.tau = q[4] * q.T
       fields[#fields + 1] = f
     else
       q.fs, q.fc, q.fp = f .. ':s', f .. ':c', f .. ':p'
@@ -238,22 +275,32 @@ for l = 1, tonumber(ARGV[4]) do
     fields[#fields + 1] = 'sn'
   end
   list.fields = fields
+  list.fast = #list == 1 and list[1][1] == 'g' and banAfter == 0
   lists[l] = list
   a = a + 1
 end
 local out = {}
 for k, mode, cost, l in string.gmatch(ARGV[a], '(%d+)(%a)(%d+)/(%d+)') do
-  local r = check(KEYS[tonumber(k)], mode == 'c', tonumber(cost), lists[tonumber(l)])
-  for j = 1, #r do out[#out + 1] = string.format('%d', r[j]) end
+  local list = lists[tonumber(l)]
+  if list.fast and mode == 'c' then
+    fast(KEYS[tonumber(k)], tonumber(cost), list[1], out)
+  else
+    local r = check(KEYS[tonumber(k)], mode == 'c', tonumber(cost), list)
+    for j = 1, #r do out[#out + 1] = string.format('%d', r[j]) end
+  end
 end
 for _, key in ipairs(order) do
   local s = st[key]
-  local hs = {}
-  for _, f in ipairs(s.df) do
-    hs[#hs + 1] = f
-    hs[#hs + 1] = s.v[f]
+  if #s.df == 1 then
+    redis.call('HSET', key, s.df[1], s.v[s.df[1]])
+  else
+    local hs = {}
+    for _, f in ipairs(s.df) do
+      hs[#hs + 1] = f
+      hs[#hs + 1] = s.v[f]
+    end
+    redis.call('HSET', key, unpack(hs))
   end
-  redis.call('HSET', key, unpack(hs))
   redis.call('PEXPIRE', key, s.need)
 end
 return table.concat(out, ' ')`
