@@ -17,6 +17,45 @@ t.test('connects from the test connection and decorates fastify.redis', async (t
   t.equal(app.redis.status, 'ready')
 })
 
+// Socket writes of every node the client uses, counted while `fn` runs.
+async function socketWrites (client: Redis | Cluster, fn: () => Promise<void>): Promise<number> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+  let writes = 0
+  const restore: Array<() => void> = []
+  for (const node of nodes) {
+    const stream = node.stream as unknown as { _write: (...a: unknown[]) => void, _writev?: (...a: unknown[]) => void }
+    for (const method of ['_write', '_writev'] as const) {
+      const original = stream[method]
+      if (original === undefined) continue
+      stream[method] = function (this: unknown, ...args: unknown[]) { writes++; return original.apply(this, args) }
+      restore.push(() => { stream[method] = original })
+    }
+  }
+  try { await fn() } finally { for (const r of restore) r() }
+  return writes
+}
+
+t.test('coalesceWrites: the commands of one event-loop turn leave in one socket write', async (t) => {
+  const burst = async (app: Awaited<ReturnType<typeof buildApp>>) => {
+    const keys = Array.from({ length: 50 }, (_, i) => app.redisSuite.keyspace('t').taggedKey(['same-slot'], i))
+    await Promise.all(keys.map((k, i) => app.redis.set(k, `v${i}`, 'PX', 60_000)))
+    let values: Array<string | null> = []
+    const writes = await socketWrites(app.redis, async () => { values = await Promise.all(keys.map((k) => app.redis.get(k))) })
+    t.same(values, keys.map((_, i) => `v${i}`), 'every reply goes to its own command')
+    return writes
+  }
+  const on = await burst(await buildApp(t))
+  t.equal(on, 1, '50 GETs in one write')
+  const off = await burst(await buildApp(t, { coalesceWrites: false }))
+  t.ok(off >= 10, `without it, ${off} writes`)
+  const late = await buildApp(t)
+  if (!(late.redis instanceof Cluster)) {
+    late.redis.disconnect(true) // a new socket after a reconnect is corked per turn too
+    await new Promise((resolve) => late.redis.once('ready', resolve))
+    t.equal(await burst(late), 1, 'after a reconnect')
+  }
+})
+
 t.test('applies the safe request-path defaults, and lets options override them', { skip: clusterMode }, async (t) => {
   const app = await buildApp(t, { commandTimeout: '250ms' })
   const opts = (app.redis as Redis).options
@@ -82,6 +121,7 @@ t.test('bad options fail at startup, naming the option', async (t) => {
     [{ url: 'redis://127.0.0.1:1', connections: { s: 'mysql://x' } }, /connections.s.url/],
     [{ url: 'redis://127.0.0.1:1', prefix: 'a:b' }, /"prefix"/],
     [{ url: 'redis://127.0.0.1:1', healthRoute: 'health' }, /healthRoute/],
+    [{ url: 'redis://127.0.0.1:1', coalesceWrites: 'yes' }, /coalesceWrites/],
     [{ url: 'redis://u:secretpw@127.0.0.1:1', clusterOptions: {} }, /clusterOptions/]
   ]
   for (const [opts, message] of cases) {

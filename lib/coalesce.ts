@@ -1,0 +1,47 @@
+import type { Socket } from 'node:net'
+import { Cluster } from 'ioredis'
+import type { Redis } from 'ioredis'
+
+const CORKED_PER_TURN = Symbol('frs.corkedPerTurn')
+
+type PatchableSocket = Socket & { [CORKED_PER_TURN]?: true }
+
+/**
+ * Holds each socket write of `client` until the end of the current event-loop turn (Node's
+ * `cork`/`uncork`), so that the commands issued by every request handled in one turn leave in
+ * one system call instead of one each, as node-redis does by itself. On a busy server that is
+ * fewer syscalls and fewer wake-ups of Redis; an idle server's command waits only for the
+ * rest of the current turn. Follows reconnects and, on a Cluster, every node.
+ */
+export function coalesceWrites (client: Redis | Cluster): void {
+  if (client instanceof Cluster) {
+    client.on('+node', (node: Redis) => coalesceWrites(node))
+    for (const node of client.nodes()) coalesceWrites(node)
+    return
+  }
+  const patch = () => {
+    const stream = (client as unknown as { stream?: PatchableSocket }).stream
+    if (stream !== undefined) corkPerTurn(stream)
+  }
+  client.on('connect', patch)
+  patch()
+}
+
+function corkPerTurn (socket: PatchableSocket): void {
+  if (socket[CORKED_PER_TURN] === true) return
+  socket[CORKED_PER_TURN] = true
+  const write = socket.write
+  let corked = false
+  const release = () => {
+    corked = false
+    socket.uncork()
+  }
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
+    if (!corked) {
+      corked = true
+      socket.cork()
+      setImmediate(release)
+    }
+    return write.apply(this, args as never)
+  } as Socket['write']
+}
