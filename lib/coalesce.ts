@@ -3,8 +3,9 @@ import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 
 const CORKED_PER_TURN = Symbol('frs.corkedPerTurn')
+const RELEASE = Symbol('frs.release')
 
-type PatchableSocket = Socket & { [CORKED_PER_TURN]?: true }
+type PatchableSocket = Socket & { [CORKED_PER_TURN]?: true, [RELEASE]?: () => void }
 
 /**
  * Holds each socket write of `client` until the end of the current event-loop turn (Node's
@@ -33,9 +34,11 @@ function corkPerTurn (socket: PatchableSocket): void {
   const write = socket.write
   let corked = false
   const release = () => {
+    if (!corked) return
     corked = false
     socket.uncork()
   }
+  socket[RELEASE] = release
   socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
     if (!corked) {
       corked = true
@@ -44,4 +47,13 @@ function corkPerTurn (socket: PatchableSocket): void {
     }
     return write.apply(this, args as never)
   } as Socket['write']
+}
+
+/**
+ * Sends what `client` holds for the end of the turn now. For code that already batches and
+ * runs from `setImmediate`, where the held write would otherwise wait one more loop turn.
+ */
+export function flushWrites (client: Redis | Cluster): void {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes() : [client]
+  for (const node of nodes) (node as unknown as { stream?: PatchableSocket }).stream?.[RELEASE]?.()
 }

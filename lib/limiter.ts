@@ -2,6 +2,7 @@ import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import { parseRate } from './duration.js'
 import type { Rate } from './duration.js'
+import { flushWrites } from './coalesce.js'
 import { InvalidOptionError } from './errors.js'
 
 /** How a policy counts: GCRA (an exact rate with a burst), a fixed window, or a sliding window. */
@@ -186,8 +187,10 @@ export class Limiter {
     setImmediate(() => { ch.scheduled = false; this.#flush(id, ch) })
   }
 
-  // Sends everything waiting, MAX_BATCH checks per call.
+  // Sends everything waiting, MAX_BATCH checks per call, at once: it runs from setImmediate,
+  // where a write held for the end of the turn (coalesceWrites) would wait one more turn.
   #flush (id: string, ch: Channel): void {
+    if (ch.waiting.length > 0) queueMicrotask(() => flushWrites(this.#client))
     while (ch.waiting.length > 0) {
       const batch = ch.waiting.splice(0, MAX_BATCH)
       ch.inFlight++

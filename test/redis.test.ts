@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import redisPlugin from '../plugins/redis.js'
+import { flushWrites } from '../lib/coalesce.js'
 import { buildApp } from './fixtures/app.js'
 import { clusterMode, freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
 import { freePort, startRedisServer, startSentinel } from './fixtures/redis-server.js'
@@ -48,6 +49,13 @@ t.test('coalesceWrites: the commands of one event-loop turn leave in one socket 
   t.equal(on, 1, '50 GETs in one write')
   const off = await burst(await buildApp(t, { coalesceWrites: false }))
   t.ok(off >= 10, `without it, ${off} writes`)
+  const app = await buildApp(t)
+  const node = app.redis instanceof Cluster ? app.redis.nodes('master')[0] as Redis : app.redis
+  const pending = node.ping()
+  t.equal(node.stream.writableCorked, 1, 'held until the turn ends')
+  flushWrites(app.redis)
+  t.equal(node.stream.writableCorked, 0, 'flushWrites sends it now')
+  t.equal(await pending, 'PONG')
   const late = await buildApp(t)
   if (!(late.redis instanceof Cluster)) {
     late.redis.disconnect(true) // a new socket after a reconnect is corked per turn too

@@ -7,7 +7,7 @@ import { announce } from '../harness.js'
 import { sessionRoutes } from './session-routes.js'
 
 const app = Fastify({ logger: false })
-await app.register(redisPlugin, { url: process.env.REDIS_URL as string, prefix: 'benchours', options: { enableAutoPipelining: process.env.AUTO_PIPELINING === '1' } })
+await app.register(redisPlugin, { url: process.env.REDIS_URL as string, prefix: 'benchours', options: { enableAutoPipelining: process.env.AUTO_PIPELINING === '1' }, coalesceWrites: process.env.COALESCE !== '0' })
 // Plain http on loopback: the production default (Secure) would keep the cookie from being sent.
 await app.register(sessionPlugin, { secret: 'bench-secret-bench-secret-bench-secret', cookie: { secure: false }, userIdField: 'benchUser' })
 sessionRoutes(app)
