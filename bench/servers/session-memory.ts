@@ -13,19 +13,22 @@ type Callback = (err?: Error | null, value?: unknown) => void
 /** A session store on a Map of JSON strings: a Redis store minus Redis. */
 class JsonMapStore {
   readonly #data = new Map<string, string>()
+  // Callbacks come later, as from a real store (SYNC_STORE=1: at once).
+  #later = process.env.SYNC_STORE === '1' ? (fn: () => void) => fn() : (fn: () => void) => { queueMicrotask(fn) }
+
   get (id: string, cb: Callback): void {
     const json = this.#data.get(id)
-    cb(null, json === undefined ? null : JSON.parse(json))
+    this.#later(() => cb(null, json === undefined ? null : JSON.parse(json)))
   }
 
   set (id: string, session: unknown, cb: Callback): void {
     this.#data.set(id, JSON.stringify(session))
-    cb()
+    this.#later(() => cb())
   }
 
   destroy (id: string, cb: Callback): void {
     this.#data.delete(id)
-    cb()
+    this.#later(() => cb())
   }
 }
 
