@@ -76,8 +76,9 @@ export class ResponseStore {
   async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
     const lock = await this.#cache.lock(`fill|${key}`, { ttl })
     if (lock !== null) {
-      // The previous holder may have stored the entry between our read and our lock.
-      const again = await this.get(key).catch(() => undefined)
+      // The previous holder may have stored the entry between our read and our lock. A read of
+      // our own: one shared with lookups that began before the lock could be older than it.
+      const again = await this.#read(key).catch(() => undefined)
       if (again?.state !== 'fresh') return async () => { await lock.release() }
       await lock.release()
       return 'filled'
@@ -91,10 +92,20 @@ export class ResponseStore {
     return null
   }
 
-  /** One attempt at a short lock (for a background refresh): a release function or null. */
-  async tryLock (name: string, ttl: number): Promise<(() => Promise<void>) | null> {
-    const lock = await this.#cache.lock(name, { ttl })
-    return lock === null ? null : async () => { await lock.release() }
+  /**
+   * One attempt at the refresh lock of `key` (for a background refresh): a release function,
+   * or null when another instance holds it or the entry is fresh again, since a refresh may
+   * have finished between the caller's read and this lock.
+   */
+  async lockToRefresh (key: string, ttl: number): Promise<(() => Promise<void>) | null> {
+    const lock = await this.#cache.lock(`refresh|${key}`, { ttl })
+    if (lock === null) return null
+    const again = await this.#read(key).catch(() => undefined)
+    if (again?.state === 'fresh') {
+      await lock.release()
+      return null
+    }
+    return async () => { await lock.release() }
   }
 
   async invalidateTags (tags: string[]): Promise<void> {

@@ -176,7 +176,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
       if (value !== undefined) headers[name] = value
     }
     // One refresh across instances: a short lock; whoever does not get it leaves the refresh to the holder.
-    store.tryLock(`refresh|${state.key}`, state.route.lockTtl)
+    store.lockToRefresh(state.key, state.route.lockTtl)
       .then(async (release) => {
         if (release === null) return
         try { await fastify.inject({ method: 'GET', url: request.url, headers }) } finally { await release() }

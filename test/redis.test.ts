@@ -24,7 +24,8 @@ async function socketWrites (client: Redis | Cluster, fn: () => Promise<void>): 
   let writes = 0
   const restore: Array<() => void> = []
   for (const node of nodes) {
-    const stream = node.stream as unknown as { _write: (...a: unknown[]) => void, _writev?: (...a: unknown[]) => void }
+    const stream = node.stream as unknown as { _write: (...a: unknown[]) => void, _writev?: (...a: unknown[]) => void } | undefined
+    if (stream === undefined) continue // a Cluster node not connected yet
     for (const method of ['_write', '_writev'] as const) {
       const original = stream[method]
       if (original === undefined) continue
@@ -50,7 +51,9 @@ t.test('coalesceWrites: the commands of one event-loop turn leave in one socket 
   const off = await burst(await buildApp(t, { coalesceWrites: false }))
   t.ok(off >= 10, `without it, ${off} writes`)
   const app = await buildApp(t)
-  const node = app.redis instanceof Cluster ? app.redis.nodes('master')[0] as Redis : app.redis
+  await app.redis.ping() // on a Cluster, one node is connected now
+  const node = app.redis instanceof Cluster ? app.redis.nodes('master').find((n) => n.status === 'ready') as Redis : app.redis
+  await new Promise((resolve) => setImmediate(resolve)) // the ping's turn has ended
   const pending = node.ping()
   t.equal(node.stream.writableCorked, 1, 'held until the turn ends')
   flushWrites(app.redis)
