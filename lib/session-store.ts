@@ -71,6 +71,23 @@ export class RedisSessionStore {
     return encodeUser(session[this.#o.userIdField])
   }
 
+  /** Whether a session was loaded from (or created in) Redis by this store. */
+  isStored (session: object): boolean {
+    return (session as StoredSession)[META_FIELD] !== undefined
+  }
+
+  /** Whether a stored session's cookie max age (its idle TTL) differs from the stored one. */
+  maxAgeChanged (session: object): boolean {
+    const meta = (session as StoredSession)[META_FIELD] as SessionMeta
+    return this.#maxAge(session as StoredSession) !== meta.maxAge
+  }
+
+  /** When a stored session's cookie expires: its absolute deadline (Redis renews the idle TTL). */
+  cookieExpiry (session: object): Date {
+    const meta = (session as StoredSession)[META_FIELD] as SessionMeta
+    return new Date(meta.created + this.#o.absoluteTimeout)
+  }
+
   get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
     const { absoluteTimeout, rolling, tombstoneTtl } = this.#o
     this.#o.client.frsSessionGet(this.key(sessionId), absoluteTimeout, rolling ? '1' : '0', tombstoneTtl).then((value) => {
@@ -106,10 +123,10 @@ export class RedisSessionStore {
   async #save (sessionId: string, session: StoredSession): Promise<void> {
     const { client, absoluteTimeout } = this.#o
     const meta = session[META_FIELD] as SessionMeta | undefined
-    const maxAge = Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
+    const maxAge = this.#maxAge(session)
     if (meta !== undefined && maxAge === meta.maxAge && session.isModified?.() === false) {
       this.stats.unchanged++ // the read already renewed the TTL
-      return this.#capCookie(session, meta.created)
+      return this.#cookieUntil(session, meta.created)
     }
     const user = this.userOf(session)
     const json = JSON.stringify(session, function (this: unknown, key, value) {
@@ -124,16 +141,20 @@ export class RedisSessionStore {
       if (created === null) return this.#refuse(session)
       this.stats.created++
       session[META_FIELD] = { created, user, maxAge } satisfies SessionMeta
-      this.#capCookie(session, created)
+      this.#cookieUntil(session, created)
     } else {
       const [written, previous] = await client.frsSessionUpdate(this.key(sessionId), maxAge, absoluteTimeout, user, json, meta.created)
       if (written === 0) return this.#refuse(session)
       this.stats.updated++
       if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
       session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta
-      this.#capCookie(session, meta.created)
+      this.#cookieUntil(session, meta.created)
     }
     for (const id of evicted) if (id !== sessionId) await this.destroySession(id, user)
+  }
+
+  #maxAge (session: StoredSession): number {
+    return Math.max(1, Math.round(session.cookie?.originalMaxAge ?? this.#o.idleTimeout))
   }
 
   #refuse (session: StoredSession): void {
@@ -141,11 +162,10 @@ export class RedisSessionStore {
     session[GONE] = true
   }
 
-  // The cookie need not outlive the absolute deadline.
-  #capCookie (session: StoredSession, created: number): void {
-    const deadline = created + this.#o.absoluteTimeout
-    const cookie = session.cookie
-    if (cookie?.expires instanceof Date && cookie.expires.getTime() > deadline) cookie.expires = new Date(deadline)
+  // The cookie lasts until the absolute deadline: the idle timeout is Redis's TTL, renewed by
+  // reads, so the cookie need not be sent again while the session is in use.
+  #cookieUntil (session: StoredSession, created: number): void {
+    if (session.cookie !== undefined) session.cookie.expires = new Date(created + this.#o.absoluteTimeout)
   }
 
   #fail (err: unknown): Error {

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { parsePositiveDuration } from '../lib/duration.js'
 import type { Duration } from '../lib/duration.js'
 import { InvalidOptionError } from '../lib/errors.js'
+import { CachingSigner } from '../lib/session-signer.js'
 import { GONE, RedisSessionStore } from '../lib/session-store.js'
 import type { UserSession } from '../lib/session-users.js'
 
@@ -34,9 +35,9 @@ export interface SessionPluginOptions {
   hostPrefix?: boolean
   /** Cookie attributes. @default { secure: NODE_ENV === 'production', sameSite: 'lax', httpOnly: true, path: '/' } */
   cookie?: SessionCookieOptions
-  /** Idle timeout: the cookie's max age and the Redis TTL, renewed by each request when `rolling`. @default '1d' */
+  /** Idle timeout: the Redis TTL, renewed by each request when `rolling`. @default '1d' */
   idleTimeout?: Duration
-  /** Absolute lifetime from creation, which rolling renewal never extends. @default '7d' */
+  /** Absolute lifetime from creation, which rolling renewal never extends; the cookie expires then. @default '7d' */
   absoluteTimeout?: Duration
   /** Renew the idle timeout on every request (by PEXPIRE inside the read). @default true */
   rolling?: boolean
@@ -126,25 +127,61 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     maxSessionsPerUser: options.maxSessionsPerUser
   })
 
+  const signer = new CachingSigner(options.secret)
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
   await fastify.register(fastifySession, {
-    secret: options.secret,
+    secret: signer,
     // Our get() yields a plain record (data, cookie max age, meta), which is what @fastify/session restores from.
     store: store as unknown as fastifySession.SessionStore,
     cookieName: options.cookieName,
     cookie: options.cookie,
-    rolling: options.rolling,
+    // Rolling renewal happens in Redis (PEXPIRE inside the read), and the cookie lasts until
+    // the absolute deadline, so a request that only reads sends no cookie and saves nothing.
+    rolling: false,
     saveUninitialized: options.saveUninitialized
   })
 
-  // Runs after @fastify/session's onSend: a destroyed session (null), or one whose write was
-  // refused (logged out or revoked while this request ran), must not leave its id in the browser.
+  // Runs after @fastify/session's onSend, which saves a session only when its data changed.
+  // - A destroyed session (null), or one whose write was refused (logged out or revoked while
+  //   this request ran), must not leave its id in the browser.
+  // - A change of the cookie's max age alone (remember me) is saved here.
+  // - A live cookie signed with an older secret is signed again with the newest.
+  // (When loading failed, request.session is a bare {}: isStored() is false for it.)
+  type Live = fastifySession.FastifySessionObject & { [GONE]?: boolean }
   const clear = { path: options.cookie.path, domain: options.cookie.domain ?? null } as unknown as Parameters<FastifyReply['clearCookie']>[1]
   fastify.addHook('onSend', (request, reply, _payload, done) => {
-    const session = request.session as unknown as { [GONE]?: boolean } | null
-    if (session === null || session[GONE] === true) reply.clearCookie(options.cookieName, clear)
+    const session = request.session as unknown as Live | null
+    if (session === null || session[GONE] === true) {
+      reply.clearCookie(options.cookieName, clear)
+    } else if (store.isStored(session) && !session.isSaved() && !(session.cookie.secure === true && request.protocol !== 'https')) {
+      if (store.maxAgeChanged(session)) {
+        session.save((err?: Error) => {
+          if (err !== undefined && err !== null) return done(err)
+          if (session[GONE] === true) reply.clearCookie(options.cookieName, clear)
+          else sendCookie(reply, session)
+          done()
+        })
+        return
+      }
+      const sent = request.cookies[options.cookieName]
+      if (sent !== undefined && sent !== session.encryptedSessionId) {
+        const verified = signer.unsign(sent) // a cache hit: @fastify/session verified it
+        if (verified.valid && verified.value === session.sessionId) sendCookie(reply, session)
+      }
+    }
     done()
   })
+
+  // Sets the session cookie, replacing the clear that @fastify/session adds when the cookie
+  // it received was signed by an older secret and the session was not saved.
+  const cleared = `${options.cookieName}=;`
+  function sendCookie (reply: FastifyReply, session: Live): void {
+    const headers = reply.getHeader('set-cookie')
+    if (Array.isArray(headers)) reply.header('set-cookie', headers.filter((h) => !h.startsWith(cleared)))
+    else if (typeof headers === 'string' && headers.startsWith(cleared)) reply.removeHeader('set-cookie')
+    const { path, domain, secure, sameSite, httpOnly } = session.cookie
+    reply.setCookie(options.cookieName, session.encryptedSessionId, { path, domain: domain ?? undefined, secure, sameSite, httpOnly, expires: store.cookieExpiry(session) } as never)
+  }
 
   fastify.decorate<SessionManager>('sessions', {
     listForUser: (userId) => store.users.list(userId),

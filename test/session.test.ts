@@ -30,7 +30,7 @@ t.test('anonymous traffic writes no key; the cookie is httpOnly, SameSite=Lax, P
   t.equal(c?.domain, undefined)
   const ttl = await raw.pttl(app.sessions.store.key(idOf(sessionCookie(res) as string)))
   t.ok(ttl > 86_400_000 - 5000 && ttl <= 86_400_000, `Redis TTL is the cookie max age (1d), got ${ttl}`)
-  t.ok(Math.abs(new Date(c?.expires as Date).getTime() - Date.now() - 86_400_000) < 5000, 'cookie expires in 1d')
+  t.ok(Math.abs(new Date(c?.expires as Date).getTime() - Date.now() - 7 * 86_400_000) < 5000, 'the cookie expires at the absolute deadline (7d): Redis enforces the idle timeout')
   t.match((await app.redisHealth()).session, { created: 1, loaded: 0, errors: 0 }, 'store stats in redisHealth()')
   await noKeyWithoutTtl(t, raw, app)
 })
@@ -110,6 +110,20 @@ t.test('secret rotation: the first secret signs, every one verifies; a dropped s
   t.equal(idOf(resigned), idOf(cookie), 'same session')
   t.equal((await me(c, resigned)).userId, 'alice', 'b re-signed the cookie with the new secret')
   t.equal((await me(c, cookie)).userId, null, 'without the old secret, an old-signed cookie is refused')
+
+  // A request that only reads re-signs an old cookie too (and is not logged out by it).
+  const other = await login(a, 'amy')
+  const read = await b.inject({ method: 'GET', url: '/me', headers: { cookie: other } })
+  t.equal(read.json().userId, 'amy')
+  const set = read.cookies.filter((c) => c.name === 'sessionId')
+  t.equal(set.length, 1, 'one Set-Cookie for the session: no clear before it')
+  t.not(set[0]?.value, '', 'which is not a clear')
+  const fresh = `sessionId=${encodeURIComponent(set[0]?.value as string)}`
+  t.equal(idOf(fresh), idOf(other), 'same session')
+  t.equal((await me(c, fresh)).userId, 'amy', 'signed with the new secret')
+  t.ok(Math.abs(new Date(set[0]?.expires as Date).getTime() - Date.now() - 7 * 86_400_000) < 5000, 'expiring at the absolute deadline')
+  const again = await b.inject({ method: 'GET', url: '/me', headers: { cookie: fresh } })
+  t.equal(again.headers['set-cookie'], undefined, 'a new-secret cookie is not sent again by a read')
 })
 
 t.test('forged, unknown and expired ids are never adopted', async (t) => {
@@ -161,7 +175,10 @@ t.test('a read-only request renews the TTL with PEXPIRE and never SETs (observed
     const deadline = Date.now() + 3000
     while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  for (let i = 0; i < 5; i++) await me(app, cookie)
+  for (let i = 0; i < 5; i++) {
+    const res = await app.inject({ method: 'GET', url: '/me', headers: { cookie } })
+    t.equal(res.headers['set-cookie'], undefined, 'a read sends no cookie: it lasts until the absolute deadline')
+  }
   await app.inject({ method: 'POST', url: '/same', headers: { cookie } }) // assigns an unchanged value
   await until(() => count('pexpire') >= 6)
   const commands = seen.map((a) => a[0]?.toLowerCase()).filter((c) => c !== 'eval' && c !== 'evalsha')
