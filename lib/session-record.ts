@@ -20,7 +20,9 @@ export function decodeRecord (value: string): SessionRecord | null {
   if (m === null) return null
   const start = m[0].length
   const end = start + Number(m[3])
-  return { created: Number(m[1]), maxAge: Number(m[2]), user: value.slice(start, end), data: JSON.parse(value.slice(end)) }
+  const data: unknown = JSON.parse(value.slice(end))
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return null
+  return { created: Number(m[1]), maxAge: Number(m[2]), user: value.slice(start, end), data: data as Record<string, unknown> }
 }
 
 /** The stored form of a user id; `''` for none. */

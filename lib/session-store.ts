@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { SessionUnavailableError } from './errors.js'
 import type { Keyspace } from './keys.js'
+import type { LocalSessionCache } from './session-cache.js'
 import { decodeRecord, encodeUser } from './session-record.js'
 import { UserIndex } from './session-users.js'
 
@@ -35,6 +36,10 @@ export interface SessionStoreOptions {
   userIdField: string
   /** The most sessions one user may have; older ones are ended. */
   maxSessionsPerUser: number
+  /** Where changes and ends of sessions are published, for local caches. */
+  channel: string
+  /** This instance's local cache of recent reads, if any. */
+  cache?: LocalSessionCache
 }
 
 type Callback<T = void> = (err?: Error | null, value?: T) => void
@@ -89,17 +94,33 @@ export class RedisSessionStore {
   }
 
   get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
-    const { absoluteTimeout, rolling, tombstoneTtl } = this.#o
-    this.#o.client.frsSessionGet(this.key(sessionId), absoluteTimeout, rolling ? '1' : '0', tombstoneTtl).then((value) => {
-      let record = null
-      try {
-        record = value === null ? null : decodeRecord(value)
-      } catch {} // an unreadable record is no session: a new one starts, the old key expires
-      if (record === null) return cb(null, null)
-      this.stats.loaded++
-      const meta: SessionMeta = { created: record.created, user: record.user, maxAge: record.maxAge }
-      cb(null, { ...record.data, cookie: { originalMaxAge: record.maxAge }, [META_FIELD]: meta })
-    }, (err: unknown) => cb(this.#fail(err)))
+    const key = this.key(sessionId)
+    const { cache, client, absoluteTimeout, rolling, tombstoneTtl, channel } = this.#o
+    const held = cache?.get(key, Date.now())
+    if (held !== undefined) return this.#loaded(held, cb)
+    const ticket = cache?.begin(key) ?? 0
+    client.frsSessionGet(key, absoluteTimeout, rolling ? '1' : '0', tombstoneTtl, channel).then((reply) => {
+      cache?.end(key, ticket, reply?.[0], reply?.[1] ?? 0, Date.now())
+      if (reply === null) return cb(null, null)
+      this.#loaded(reply[0], cb)
+    }, (err: unknown) => {
+      cache?.end(key, ticket, undefined, 0, 0)
+      cb(this.#fail(err))
+    })
+  }
+
+  #loaded (value: string, cb: Callback<Record<string, unknown> | null>): void {
+    let record = null
+    try {
+      record = decodeRecord(value)
+    } catch {} // an unreadable record is no session: a new one starts, the old key expires
+    if (record === null) return cb(null, null)
+    this.stats.loaded++
+    const meta: SessionMeta = { created: record.created, user: record.user, maxAge: record.maxAge }
+    const session = record.data
+    session.cookie = { originalMaxAge: record.maxAge }
+    session[META_FIELD] = meta
+    cb(null, session)
   }
 
   set (sessionId: string, session: object, cb: Callback): void {
@@ -112,8 +133,10 @@ export class RedisSessionStore {
 
   /** Ends one session: a tombstone replaces it, and its user's index forgets it. */
   async destroySession (sessionId: string, onlyUser = ''): Promise<boolean> {
-    const [done, user] = await this.#o.client.frsSessionDestroy(this.key(sessionId), this.#o.tombstoneTtl, onlyUser)
+    const key = this.key(sessionId)
+    const [done, user] = await this.#o.client.frsSessionDestroy(key, this.#o.tombstoneTtl, onlyUser, this.#o.channel)
     if (done === 0) return false
+    this.#o.cache?.drop(key)
     this.stats.destroyed++
     // Second step, other slot: a failure leaves a stale entry, which reads skip.
     if (user !== undefined && user !== '') await this.users.remove(user, sessionId).catch(() => {})
@@ -143,7 +166,9 @@ export class RedisSessionStore {
       session[META_FIELD] = { created, user, maxAge } satisfies SessionMeta
       this.#cookieUntil(session, created)
     } else {
-      const [written, previous] = await client.frsSessionUpdate(this.key(sessionId), maxAge, absoluteTimeout, user, json, meta.created)
+      const key = this.key(sessionId)
+      const [written, previous] = await client.frsSessionUpdate(key, maxAge, absoluteTimeout, user, json, meta.created, this.#o.channel)
+      this.#o.cache?.drop(key) // a read of the old record may have been kept meanwhile
       if (written === 0) return this.#refuse(session)
       this.stats.updated++
       if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})

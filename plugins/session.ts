@@ -5,6 +5,8 @@ import fp from 'fastify-plugin'
 import { parsePositiveDuration } from '../lib/duration.js'
 import type { Duration } from '../lib/duration.js'
 import { InvalidOptionError } from '../lib/errors.js'
+import { LocalSessionCache } from '../lib/session-cache.js'
+import type { LocalCacheOptions } from '../lib/session-cache.js'
 import { CachingSigner } from '../lib/session-signer.js'
 import { GONE, RedisSessionStore } from '../lib/session-store.js'
 import type { UserSession } from '../lib/session-users.js'
@@ -49,6 +51,22 @@ export interface SessionPluginOptions {
   maxSessionsPerUser?: number
   /** How long a destroyed session id stays blocked against writes still in flight. @default '5m' */
   tombstoneTtl?: Duration
+  /**
+   * Serve repeated reads of a session from this instance's memory for up to `ttl`. Any change
+   * or end of a session (write, logout, revokeUser, from any instance) is published by Redis
+   * and drops it from every instance's cache; while that subscription is down nothing is
+   * cached. A read served from memory does not renew the idle TTL: an active session is
+   * renewed by its next read from Redis, at least once per `ttl`. `true` takes the defaults.
+   * @default false
+   */
+  localCache?: boolean | LocalCacheOption
+}
+
+export interface LocalCacheOption {
+  /** How long a read may be served from memory. @default '1s' */
+  ttl?: Duration
+  /** The most sessions held; the oldest go first. @default 10000 */
+  max?: number
 }
 
 /** `fastify.sessions`: sessions seen from the server side. */
@@ -61,6 +79,8 @@ export interface SessionManager {
   destroy: (sessionId: string) => Promise<void>
   /** The store, for @fastify/session-level access and stats. */
   readonly store: RedisSessionStore
+  /** This instance's local cache when `localCache` is on: `live`, `size` and `stats`. */
+  readonly localCache: LocalSessionCache | undefined
 }
 
 declare module 'fastify' {
@@ -97,6 +117,7 @@ function resolveOptions (opts: SessionPluginOptions) {
   const userIdField = opts.userIdField ?? 'userId'
   if (typeof userIdField !== 'string' || userIdField === '' || userIdField === 'cookie' || userIdField === '_frs') throw new InvalidOptionError('userIdField', 'expected a field name other than "cookie" and "_frs"')
   const idleTimeout = parsePositiveDuration(opts.idleTimeout ?? '1d', 'idleTimeout')
+  const localCache = resolveLocalCache(opts.localCache)
   const absoluteTimeout = parsePositiveDuration(opts.absoluteTimeout ?? '7d', 'absoluteTimeout')
   return Object.freeze({
     secret: secrets as string[],
@@ -110,15 +131,36 @@ function resolveOptions (opts: SessionPluginOptions) {
     saveUninitialized: opts.saveUninitialized ?? false,
     userIdField,
     maxSessionsPerUser,
-    tombstoneTtl: parsePositiveDuration(opts.tombstoneTtl ?? '5m', 'tombstoneTtl')
+    tombstoneTtl: parsePositiveDuration(opts.tombstoneTtl ?? '5m', 'tombstoneTtl'),
+    localCache
   })
+}
+
+function resolveLocalCache (option: unknown): LocalCacheOptions | undefined {
+  if (option === undefined || option === false) return undefined
+  const o = (option === true ? {} : option) as LocalCacheOption
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidOptionError('localCache', 'expected true, false or { ttl, max }')
+  const max = o.max ?? 10_000
+  if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError('localCache.max', 'expected a positive integer')
+  return { ttl: parsePositiveDuration(o.ttl ?? '1s', 'localCache.ttl'), max }
 }
 
 const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, opts) => {
   const options = resolveOptions(opts)
+  const client = fastify.redisConnection(options.connection)
+  const keyspace = fastify.redisSuite.keyspace('sess', options.namespace)
+  const channel = keyspace.key('changed')
+  let cache: LocalSessionCache | undefined
+  if (options.localCache !== undefined) {
+    const local = cache = new LocalSessionCache(client, channel, options.localCache)
+    local.start()
+    fastify.addHook('onClose', () => local.close())
+  }
   const store = new RedisSessionStore({
-    client: fastify.redisConnection(options.connection),
-    keyspace: fastify.redisSuite.keyspace('sess', options.namespace),
+    client,
+    keyspace,
+    channel,
+    cache,
     idleTimeout: options.idleTimeout,
     absoluteTimeout: options.absoluteTimeout,
     rolling: options.rolling,
@@ -187,9 +229,12 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     listForUser: (userId) => store.users.list(userId),
     revokeUser: (userId) => store.users.revoke(userId),
     destroy: async (sessionId) => { await store.destroySession(sessionId) },
-    store
+    store,
+    localCache: cache
   })
-  fastify.redisSuite.addHealthSection('session', () => ({ ...store.stats }))
+  fastify.redisSuite.addHealthSection('session', () => cache === undefined
+    ? { ...store.stats }
+    : { ...store.stats, localCache: { live: cache.live, size: cache.size, ...cache.stats } })
 }
 
 export default fp(sessionPlugin, {

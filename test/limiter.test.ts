@@ -8,7 +8,7 @@ import { Limiter, resolvePolicies } from '../lib/limiter.js'
 import type { Algorithm, LimitResult, NamedRate, Policy } from '../lib/limiter.js'
 import type { Rate } from '../lib/duration.js'
 import { buildApp } from './fixtures/app.js'
-import { assertKeysHaveTtl } from './fixtures/redis.js'
+import { assertKeysHaveTtl, scriptCalls } from './fixtures/redis.js'
 
 // The fixture's assertKeysHaveTtl types its `t` narrower than tap's Test; adapt it here.
 const assertTtl = (t: Test, client: Redis | Cluster, prefix: string) =>
@@ -214,17 +214,6 @@ t.test('recovers by itself after SCRIPT FLUSH (NOSCRIPT)', async (t) => {
   t.equal(r.allowed, true)
   t.equal(r.policies[0]?.remaining, 3, 'the count survived, the script was reloaded')
 })
-
-// Script calls so far on every master: the limiter's EVALSHA, or EVAL after a NOSCRIPT.
-async function scriptCalls (client: Redis | Cluster): Promise<number> {
-  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
-  let calls = 0
-  for (const node of nodes) {
-    const info = await node.info('commandstats')
-    for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1])
-  }
-  return calls
-}
 
 t.test('parallel checks go in a few script calls, each counted as if it came alone', async (t) => {
   const { app, limiter, key } = await setup(t)

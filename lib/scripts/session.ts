@@ -5,6 +5,10 @@ import type { ScriptDefinition } from './types.js'
 // header lets a script enforce the absolute lifetime and know the owner without decoding
 // JSON. A destroyed session is the tombstone `x` for a short while, so that neither a write
 // still in flight nor a racing create can bring it back.
+//
+// Every script that changes or ends a live session publishes its key on the invalidation
+// channel (ARGV named below; '' publishes nothing), so that instances holding the session in
+// a local cache drop it.
 const PARSE = `
 local function parse(v)
   if not v then return nil end
@@ -29,7 +33,8 @@ export const sessionScripts: ScriptDefinition[] = [
     // ARGV[1] absolute lifetime in ms
     // ARGV[2] '1' to renew the idle TTL (rolling), '0' not to
     // ARGV[3] tombstone TTL in ms
-    // reply: the record, or nil when absent, destroyed or past its absolute lifetime
+    // ARGV[4] invalidation channel, or ''
+    // reply: {record, ms it has left} or nil when absent, destroyed or past its absolute lifetime
     lua: PARSE + `
 local v = redis.call('GET', KEYS[1])
 local created, maxAge = parse(v)
@@ -38,10 +43,15 @@ local t = now()
 local ttl = ttlOf(created, maxAge, tonumber(ARGV[1]), t)
 if ttl <= 0 then
   redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
+  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], KEYS[1]) end
   return nil
 end
-if ARGV[2] == '1' then redis.call('PEXPIRE', KEYS[1], ttl) end
-return v`
+if ARGV[2] == '1' then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  ttl = redis.call('PTTL', KEYS[1])
+end
+return {v, ttl}`
   },
   {
     name: 'frsSessionCreate',
@@ -68,6 +78,7 @@ return nil`
     // ARGV[3] the owner's user id, or ''
     // ARGV[4] the session data as JSON
     // ARGV[5] the creation time the session was loaded with
+    // ARGV[6] invalidation channel, or ''
     // reply: {1, previous user} when written; {0} when the session is gone (destroyed,
     // expired, or replaced), so that a write never recreates it
     lua: PARSE + `
@@ -77,6 +88,7 @@ local maxAge = tonumber(ARGV[1])
 local ttl = ttlOf(created, maxAge, tonumber(ARGV[2]), now())
 if ttl <= 0 then return {0} end
 redis.call('SET', KEYS[1], '1:' .. created .. ':' .. maxAge .. ':' .. #ARGV[3] .. ':' .. ARGV[3] .. ARGV[4], 'PX', ttl)
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], KEYS[1]) end
 return {1, user}`
   },
   {
@@ -85,12 +97,14 @@ return {1, user}`
     // KEYS[1] the session key
     // ARGV[1] tombstone TTL in ms
     // ARGV[2] only destroy when the owner is this user id; '' for any session
+    // ARGV[3] invalidation channel, or ''
     // reply: {1, owner or ''} when a tombstone was written (also over an absent key, so that
     // a create racing a revoke fails); {0} when it is a live session of another user
     lua: PARSE + `
 local created, _, user = parse(redis.call('GET', KEYS[1]))
 if ARGV[2] ~= '' and created and user ~= ARGV[2] then return {0} end
 redis.call('SET', KEYS[1], 'x', 'PX', ARGV[1])
+if created and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], KEYS[1]) end
 return {1, user or ''}`
   },
   {
@@ -124,10 +138,10 @@ return evicted`
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number): Result<string | null, Context>
+    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number, channel: string): Result<[string, number] | null, Context>
     frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
-    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number): Result<[0] | [1, string], Context>
-    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string): Result<[0] | [1, string], Context>
+    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number, channel: string): Result<[0] | [1, string], Context>
+    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string): Result<[0] | [1, string], Context>
     frsSessionIndexAdd (key: string, sessionId: string, deadlineMs: number, absoluteMs: number, cap: number): Result<string[], Context>
   }
 }
