@@ -7,8 +7,9 @@
 // (default 1) each way, as when Redis runs on another host, with 10 connections: there a
 // request's time is mostly its round trips (ours: 1 on a read, the peer: 2).
 //
-// On loopback one more row: ours with ioredis auto-pipelining on top of the core plugin's
-// write coalescing.
+// In both settings one more row: ours with `localCache` (1 s), which serves repeated reads
+// from memory. On loopback another: ours with ioredis auto-pipelining on top of the core
+// plugin's write coalescing.
 import { createConnection, createServer } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { pathToFileURL } from 'node:url'
@@ -60,7 +61,8 @@ async function measure (label: string, servers: Record<string, BenchServer>, con
 async function withServers <T> (redisUrl: string, extra: boolean, fn: (servers: Record<string, BenchServer>) => Promise<T>): Promise<T> {
   const servers: Record<string, BenchServer> = {
     'connect-redis': await startServer('session-peer', { REDIS_URL: redisUrl }),
-    ours: await startServer('session-ours', { REDIS_URL: redisUrl })
+    ours: await startServer('session-ours', { REDIS_URL: redisUrl }),
+    'ours, localCache': await startServer('session-ours', { REDIS_URL: redisUrl, LOCAL_CACHE: '1s' })
   }
   if (extra) servers['ours, auto-pipelining'] = await startServer('session-ours', { REDIS_URL: redisUrl, AUTO_PIPELINING: '1' })
   try {
@@ -85,8 +87,10 @@ export async function run (): Promise<Report> {
     const rate = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
     for (const setting of ['loopback', 'remote']) {
       for (const route of ['read', 'write']) {
-        const ratio = rate(`${setting} ${route}: ours`) / rate(`${setting} ${route}: connect-redis`)
-        console.log(`${setting} ${route}: ours / connect-redis = ${ratio.toFixed(2)}×`)
+        for (const ours of ['ours', 'ours, localCache']) {
+          const ratio = rate(`${setting} ${route}: ${ours}`) / rate(`${setting} ${route}: connect-redis`)
+          console.log(`${setting} ${route}: ${ours} / connect-redis = ${ratio.toFixed(2)}×`)
+        }
       }
     }
     for (const route of ['read', 'write']) {
