@@ -8,6 +8,9 @@ export interface LocalCacheOptions {
   max: number
 }
 
+/** Told when the cache stops (`err` says why) and starts serving. */
+export type LocalCacheLog = (live: boolean, err?: unknown) => void
+
 interface Entry {
   /** The record as Redis returned it (decoded afresh for every request). */
   value: string
@@ -31,6 +34,11 @@ export class LocalSessionCache {
   readonly #client: Redis | Cluster
   readonly #channel: string
   readonly #o: LocalCacheOptions
+  readonly #log: LocalCacheLog
+  // Published keys are the keys Redis sees: with an ioredis keyPrefix, longer than ours.
+  readonly #keyPrefix: string
+  #lastError: unknown
+  #warned = false
   #subscriber: Redis | undefined
   #live = false
   #closed = false
@@ -41,10 +49,12 @@ export class LocalSessionCache {
   /** Reads in flight by key, and the #seq of the last invalidation of such a key. */
   readonly #pending = new Map<string, { reads: number, invalidated: number }>()
 
-  constructor (client: Redis | Cluster, channel: string, opts: LocalCacheOptions) {
+  constructor (client: Redis | Cluster, channel: string, opts: LocalCacheOptions, log: LocalCacheLog = () => {}) {
     this.#client = client
     this.#channel = channel
     this.#o = opts
+    this.#log = log
+    this.#keyPrefix = client.options.keyPrefix ?? ''
   }
 
   /** Whether the invalidation subscription is live (and the cache in use). */
@@ -114,7 +124,8 @@ export class LocalSessionCache {
     this.#entries.delete(key)
   }
 
-  #invalidate (key: string): void {
+  #invalidate (published: string): void {
+    const key = published.startsWith(this.#keyPrefix) ? published.slice(this.#keyPrefix.length) : published
     this.stats.invalidations++
     this.#entries.delete(key)
     const pending = this.#pending.get(key)
@@ -122,6 +133,7 @@ export class LocalSessionCache {
   }
 
   #off (): void {
+    if (this.#live && !this.#closed) this.#log(false, this.#lastError)
     this.#live = false
     this.#reset = ++this.#seq
     this.#pending.clear()
@@ -145,7 +157,7 @@ export class LocalSessionCache {
       connectionName: 'frs:session-invalidation',
       ...(cluster ? { retryStrategy: (times: number) => times > 3 ? null : 100 * times } : {})
     })
-    sub.on('error', () => {}) // the next 'ready' (or another node) takes over
+    sub.on('error', (err: unknown) => { this.#lastError = err }) // the next 'ready' (or another node) takes over
     sub.on('message', (_channel: string, key: string) => this.#invalidate(key))
     sub.on('close', () => this.#off())
     sub.on('ready', () => {
@@ -153,7 +165,14 @@ export class LocalSessionCache {
         if (sub.status !== 'ready' || this.#closed) return
         this.#reset = ++this.#seq // reads sent before the subscription are not kept
         this.#live = true
-      }, () => sub.disconnect(true)) // reconnect, and try again on 'ready'
+        this.#lastError = undefined
+        this.#warned = false
+        this.#log(true)
+      }, (err: unknown) => {
+        if (!this.#warned) this.#log(false, err) // once, not at every retry
+        this.#warned = true
+        sub.disconnect(true) // reconnect, and try again on 'ready'
+      })
     })
     sub.on('end', () => { if (this.#subscriber === sub) this.#reopen() })
     sub.connect().catch(() => {}) // retried by the connection itself

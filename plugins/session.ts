@@ -152,7 +152,10 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
   const channel = keyspace.key('changed')
   let cache: LocalSessionCache | undefined
   if (options.localCache !== undefined) {
-    const local = cache = new LocalSessionCache(client, channel, options.localCache)
+    const local = cache = new LocalSessionCache(client, channel, options.localCache, (live, err) => {
+      if (live) fastify.log.info('session localCache: subscribed to invalidations, serving reads from memory')
+      else fastify.log.warn({ err }, 'session localCache: invalidation subscription lost; every read goes to Redis until it is back')
+    })
     local.start()
     fastify.addHook('onClose', () => local.close())
   }

@@ -182,6 +182,36 @@ t.test('while the subscription is down nothing is served from memory; it comes b
   t.equal(cache.stats.hits, hits + 1, 'and reads are served from memory again')
 })
 
+t.test('with an ioredis keyPrefix, invalidations still find their entries', async (t) => {
+  const prefix = freshPrefix()
+  const core = redis.mode === 'cluster' ? { clusterOptions: { keyPrefix: 'kp:' } } : { options: { keyPrefix: 'kp:' } }
+  const start = async (): Promise<FastifyInstance> => {
+    const app = await sessionApp(t, LONG, { prefix, ...core })
+    t.ok(await until(() => cacheOf(app).live))
+    return app
+  }
+  const a = await start()
+  const b = await start()
+  const cookie = await login(a, 'kim')
+  t.equal(await raw.exists(`kp:${a.sessions.store.key(idOf(cookie))}`), 1, 'the keys carry the prefix')
+  await warm(b, cookie)
+  const seen = cacheOf(b).stats.invalidations
+  await a.inject({ method: 'POST', url: '/logout', headers: { cookie } })
+  t.ok(await until(() => cacheOf(b).stats.invalidations > seen))
+  t.equal((await me(b, cookie)).userId, null, 'the logout dropped the prefixed entry')
+})
+
+t.test('losing and regaining the subscription is logged', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const app = await sessionApp(t, LONG, {}, { logger: { level: 'info', stream } })
+  t.ok(await until(() => cacheOf(app).live))
+  for (const node of await masters()) await node.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+  t.ok(await until(() => lines.some((l) => l.level === 40 && /subscription lost/.test(l.msg))), 'a warning when it is lost')
+  t.ok(await until(() => cacheOf(app).live, 5000))
+  t.equal(lines.filter((l) => l.level === 30 && /subscribed to invalidations/.test(l.msg)).length, 2, 'info when it is (back) up')
+})
+
 t.test('the idle and absolute timeouts hold for cached reads', async (t) => {
   const app = await cachedApp(t, { idleTimeout: '1h', absoluteTimeout: 1500 })
   const started = Date.now()
