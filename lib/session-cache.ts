@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 
@@ -23,6 +24,10 @@ interface Entry {
  * script that changes or ends a session publishes its key on `channel`; this cache holds a
  * subscription to it and drops what it names, on every instance.
  *
+ * Messages are `<origin> <key>`. Those of this cache's own writes are skipped: the store
+ * keeps what it wrote itself, and replies on one connection come in the order Redis ran the
+ * commands, so a read of this instance that ran before its own write cannot land after it.
+ *
  * Nothing is served unless the subscription is live: when its connection closes, everything
  * is dropped and nothing is cached until it is subscribed again. A read of a key that was in
  * flight while an invalidation of that key arrived (or while the subscription changed) is
@@ -30,6 +35,8 @@ interface Entry {
  */
 export class LocalSessionCache {
   readonly stats = { hits: 0, invalidations: 0 }
+  /** Names this cache in the messages of its own writes. */
+  readonly origin = randomBytes(8).toString('hex')
   readonly #entries = new Map<string, Entry>()
   readonly #client: Redis | Cluster
   readonly #channel: string
@@ -124,7 +131,10 @@ export class LocalSessionCache {
     this.#entries.delete(key)
   }
 
-  #invalidate (published: string): void {
+  #invalidate (message: string): void {
+    const space = message.indexOf(' ')
+    if (message.slice(0, space) === this.origin) return
+    const published = message.slice(space + 1)
     const key = published.startsWith(this.#keyPrefix) ? published.slice(this.#keyPrefix.length) : published
     this.stats.invalidations++
     this.#entries.delete(key)

@@ -60,9 +60,11 @@ export class RedisSessionStore {
   readonly users: UserIndex
   readonly stats = { loaded: 0, created: 0, updated: 0, unchanged: 0, refused: 0, destroyed: 0, errors: 0 }
   readonly #o: SessionStoreOptions
+  readonly #origin: string
 
   constructor (opts: SessionStoreOptions) {
     this.#o = opts
+    this.#origin = opts.cache?.origin ?? '-'
     this.users = new UserIndex(opts, this)
   }
 
@@ -99,7 +101,7 @@ export class RedisSessionStore {
     const held = cache?.get(key, Date.now())
     if (held !== undefined) return this.#deliver(held, cb)
     const ticket = cache?.begin(key) ?? 0
-    client.frsSessionGet(key, absoluteTimeout, rolling ? '1' : '0', tombstoneTtl, channel).then((reply) => {
+    client.frsSessionGet(key, absoluteTimeout, rolling ? '1' : '0', tombstoneTtl, channel, this.#origin).then((reply) => {
       cache?.end(key, ticket, reply?.[0], reply?.[1] ?? 0, Date.now())
       if (reply === null) return cb(null, null)
       this.#loaded(reply[0], cb)
@@ -148,7 +150,7 @@ export class RedisSessionStore {
   /** Ends one session: a tombstone replaces it, and its user's index forgets it. */
   async destroySession (sessionId: string, onlyUser = ''): Promise<boolean> {
     const key = this.key(sessionId)
-    const [done, user] = await this.#o.client.frsSessionDestroy(key, this.#o.tombstoneTtl, onlyUser, this.#o.channel)
+    const [done, user] = await this.#o.client.frsSessionDestroy(key, this.#o.tombstoneTtl, onlyUser, this.#o.channel, this.#origin)
     if (done === 0) return false
     this.#o.cache?.drop(key)
     this.stats.destroyed++
@@ -181,9 +183,24 @@ export class RedisSessionStore {
       this.#cookieUntil(session, created)
     } else {
       const key = this.key(sessionId)
-      const [written, previous] = await client.frsSessionUpdate(key, maxAge, absoluteTimeout, user, json, meta.created, this.#o.channel)
-      this.#o.cache?.drop(key) // a read of the old record may have been kept meanwhile
-      if (written === 0) return this.#refuse(session)
+      const cache = this.#o.cache
+      const ticket = cache?.begin(key) ?? 0
+      let reply: [0] | [1, string, number]
+      try {
+        reply = await client.frsSessionUpdate(key, maxAge, absoluteTimeout, user, json, meta.created, this.#o.channel, this.#origin)
+      } catch (err) {
+        cache?.end(key, ticket, undefined, 0, 0)
+        cache?.drop(key) // it may or may not have been written
+        throw err
+      }
+      const [written, previous, left] = reply
+      // This instance keeps what it wrote (the record exactly as the script builds it); a
+      // read of the old record that ran before the write replied before it, so it is replaced.
+      cache?.end(key, ticket, written === 0 ? undefined : `1:${meta.created}:${maxAge}:${user.length}:${user}${json}`, left ?? 0, Date.now())
+      if (written === 0) {
+        cache?.drop(key)
+        return this.#refuse(session)
+      }
       this.stats.updated++
       if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
       session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta

@@ -6,9 +6,10 @@ import type { ScriptDefinition } from './types.js'
 // JSON. A destroyed session is the tombstone `x` for a short while, so that neither a write
 // still in flight nor a racing create can bring it back.
 //
-// Every script that changes or ends a live session publishes its key on the invalidation
-// channel (ARGV named below; '' publishes nothing), so that instances holding the session in
-// a local cache drop it.
+// Every script that changes or ends a live session publishes `<origin> <key>` on the
+// invalidation channel (ARGV named below; '' publishes nothing), so that instances holding the
+// session in a local cache drop it; the origin names the writing instance's cache ('-' none),
+// which knows its own writes already.
 const PARSE = `
 local function parse(v)
   if not v then return nil end
@@ -34,6 +35,7 @@ export const sessionScripts: ScriptDefinition[] = [
     // ARGV[2] '1' to renew the idle TTL (rolling), '0' not to
     // ARGV[3] tombstone TTL in ms
     // ARGV[4] invalidation channel, or ''
+    // ARGV[5] origin, for the invalidation
     // reply: {record, ms it has left} or nil when absent, destroyed or past its absolute lifetime
     lua: PARSE + `
 local v = redis.call('GET', KEYS[1])
@@ -43,7 +45,7 @@ local t = now()
 local ttl = ttlOf(created, maxAge, tonumber(ARGV[1]), t)
 if ttl <= 0 then
   redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], KEYS[1]) end
+  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. KEYS[1]) end
   return nil
 end
 if ARGV[2] == '1' then
@@ -79,8 +81,9 @@ return nil`
     // ARGV[4] the session data as JSON
     // ARGV[5] the creation time the session was loaded with
     // ARGV[6] invalidation channel, or ''
-    // reply: {1, previous user} when written; {0} when the session is gone (destroyed,
-    // expired, or replaced), so that a write never recreates it
+    // ARGV[7] origin, for the invalidation
+    // reply: {1, previous user, ms it has left} when written; {0} when the session is gone
+    // (destroyed, expired, or replaced), so that a write never recreates it
     lua: PARSE + `
 local created, _, user = parse(redis.call('GET', KEYS[1]))
 if not created or created ~= tonumber(ARGV[5]) then return {0} end
@@ -88,8 +91,8 @@ local maxAge = tonumber(ARGV[1])
 local ttl = ttlOf(created, maxAge, tonumber(ARGV[2]), now())
 if ttl <= 0 then return {0} end
 redis.call('SET', KEYS[1], '1:' .. created .. ':' .. maxAge .. ':' .. #ARGV[3] .. ':' .. ARGV[3] .. ARGV[4], 'PX', ttl)
-if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], KEYS[1]) end
-return {1, user}`
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. KEYS[1]) end
+return {1, user, ttl}`
   },
   {
     name: 'frsSessionDestroy',
@@ -98,13 +101,14 @@ return {1, user}`
     // ARGV[1] tombstone TTL in ms
     // ARGV[2] only destroy when the owner is this user id; '' for any session
     // ARGV[3] invalidation channel, or ''
+    // ARGV[4] origin, for the invalidation
     // reply: {1, owner or ''} when a tombstone was written (also over an absent key, so that
     // a create racing a revoke fails); {0} when it is a live session of another user
     lua: PARSE + `
 local created, _, user = parse(redis.call('GET', KEYS[1]))
 if ARGV[2] ~= '' and created and user ~= ARGV[2] then return {0} end
 redis.call('SET', KEYS[1], 'x', 'PX', ARGV[1])
-if created and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], KEYS[1]) end
+if created and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. KEYS[1]) end
 return {1, user or ''}`
   },
   {
@@ -138,10 +142,10 @@ return evicted`
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number, channel: string): Result<[string, number] | null, Context>
+    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number, channel: string, origin: string): Result<[string, number] | null, Context>
     frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
-    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number, channel: string): Result<[0] | [1, string], Context>
-    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string): Result<[0] | [1, string], Context>
+    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number, channel: string, origin: string): Result<[0] | [1, string, number], Context>
+    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string, origin: string): Result<[0] | [1, string], Context>
     frsSessionIndexAdd (key: string, sessionId: string, deadlineMs: number, absoluteMs: number, cap: number): Result<string[], Context>
   }
 }
