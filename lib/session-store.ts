@@ -122,7 +122,15 @@ export class RedisSessionStore {
   readonly #held: Array<string | Callback<Record<string, unknown> | null>> = []
   readonly #deliverHeld = (): void => {
     const held = this.#held.splice(0)
-    for (let i = 0; i < held.length; i += 2) this.#loaded(held[i] as string, held[i + 1] as Callback<Record<string, unknown> | null>)
+    let failure: { err: unknown } | undefined
+    for (let i = 0; i < held.length; i += 2) {
+      try {
+        this.#loaded(held[i] as string, held[i + 1] as Callback<Record<string, unknown> | null>)
+      } catch (err) {
+        failure ??= { err } // the other requests of the turn still get their sessions
+      }
+    }
+    if (failure !== undefined) throw failure.err
   }
 
   #loaded (value: string, cb: Callback<Record<string, unknown> | null>): void {
