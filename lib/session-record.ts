@@ -25,6 +25,11 @@ export function decodeRecord (value: string): SessionRecord | null {
   return { created: Number(m[1]), maxAge: Number(m[2]), user: value.slice(start, end), data: data as Record<string, unknown> }
 }
 
+/** A record as the write scripts build it (lib/scripts/session.ts): `user` already encoded. */
+export function encodeRecord (created: number, maxAge: number, user: string, json: string): string {
+  return `1:${created}:${maxAge}:${user.length}:${user}${json}`
+}
+
 /** The stored form of a user id; `''` for none. */
 export function encodeUser (id: unknown): string {
   return id === undefined || id === null || id === '' ? '' : encodeURIComponent(String(id))

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { SessionUnavailableError } from './errors.js'
 import type { Keyspace } from './keys.js'
 import type { LocalSessionCache } from './session-cache.js'
-import { decodeRecord, encodeUser } from './session-record.js'
+import { decodeRecord, encodeRecord, encodeUser } from './session-record.js'
 import { UserIndex } from './session-users.js'
 
 /** Where a loaded session came from; kept in the session under {@link META_FIELD}. */
@@ -204,7 +204,7 @@ export class RedisSessionStore {
       const [written, previous, left] = reply
       // This instance keeps what it wrote (the record exactly as the script builds it); a
       // read of the old record that ran before the write replied before it, so it is replaced.
-      cache?.end(key, ticket, written === 0 ? undefined : `1:${meta.created}:${maxAge}:${user.length}:${user}${json}`, left ?? 0, Date.now())
+      cache?.end(key, ticket, written === 0 ? undefined : encodeRecord(meta.created, maxAge, user, json), left ?? 0, Date.now())
       if (written === 0) {
         cache?.drop(key)
         return this.#refuse(session)
