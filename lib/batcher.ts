@@ -8,6 +8,8 @@ export interface BatcherOptions<T, R> {
   send: (batch: T[]) => Promise<R[]>
   /** The most items one call carries; more go in further calls sent at the same time. @default 128 */
   maxBatch?: number
+  /** The most calls in flight per channel; items that arrive meanwhile wait for the next (`Infinity`: none wait). @default 1 */
+  maxInFlight?: number
 }
 
 interface Waiting<T, R> { item: T, resolve: (reply: R) => void, reject: (err: unknown) => void }
@@ -15,15 +17,12 @@ interface Waiting<T, R> { item: T, resolve: (reply: R) => void, reject: (err: un
 /** The items of one channel: those waiting, and how many calls are in flight. */
 interface Channel<T, R> { waiting: Array<Waiting<T, R>>, inFlight: number, scheduled: boolean }
 
-// One call in flight per channel: measured on the rate limiter, two or four in flight gave no
-// more throughput (Redis was as busy, with smaller batches).
-const MAX_IN_FLIGHT = 1
-
 /**
- * Gathers requests for one script into batches: while a call is in flight, the items that
- * arrive wait and then go together in the next call, in arrival order. An idle batcher sends
- * at the end of the current event-loop turn, so a lone request waits for no one. Under load this
- * turns hundreds of round trips (and script runs) into a few.
+ * Gathers requests for one script into batches: the items of one event-loop turn go together
+ * in one call, in arrival order, sent at the end of the turn, so a lone request waits for no
+ * one. With `maxInFlight` calls in flight, the items that arrive meanwhile wait and then go
+ * together in the next call. Under load this turns hundreds of round trips (and script runs)
+ * into a few.
  *
  * On a Cluster every key of one call must be in one slot, so a channel (and a batch) holds one
  * key; standalone, one channel holds every key.
@@ -36,6 +35,7 @@ export class Batcher<T, R> {
   readonly #client: Redis | Cluster
   readonly #send: (batch: T[]) => Promise<R[]>
   readonly #maxBatch: number
+  readonly #maxInFlight: number
   readonly #perKey: boolean
   readonly #channels = new Map<string, Channel<T, R>>()
 
@@ -43,6 +43,7 @@ export class Batcher<T, R> {
     this.#client = opts.client
     this.#send = opts.send
     this.#maxBatch = opts.maxBatch ?? 128
+    this.#maxInFlight = opts.maxInFlight ?? 1
     this.#perKey = opts.client instanceof Cluster
   }
 
@@ -63,7 +64,7 @@ export class Batcher<T, R> {
 
   // Sends what is waiting at the end of this event-loop turn, unless enough calls are in flight.
   #schedule (id: string, ch: Channel<T, R>): void {
-    if (ch.scheduled || ch.inFlight >= MAX_IN_FLIGHT || ch.waiting.length === 0) return
+    if (ch.scheduled || ch.inFlight >= this.#maxInFlight || ch.waiting.length === 0) return
     ch.scheduled = true
     setImmediate(() => { ch.scheduled = false; this.#flush(id, ch) })
   }

@@ -128,7 +128,9 @@ export class Limiter {
 
   constructor (opts: LimiterOptions) {
     this.#client = opts.client
-    this.#batcher = new Batcher({ client: opts.client, send: (batch) => this.#send(batch) })
+    // One call in flight: measured, two or four gave no more throughput (Redis was as busy,
+    // with smaller batches), and a hot key's checks gather into one call.
+    this.#batcher = new Batcher({ client: opts.client, send: (batch) => this.#send(batch), maxInFlight: 1 })
     this.#banAfter = opts.ban?.after ?? 0
     this.#banMs = opts.ban?.durationMs ?? 0
     this.#clock = opts.clock

@@ -68,7 +68,7 @@ export class RedisSessionStore {
     this.#o = opts
     this.#origin = opts.cache?.origin ?? '-'
     this.users = new UserIndex(opts, this)
-    this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys) })
+    this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys), maxInFlight: Infinity })
   }
 
   /** The Redis key of a session id. */
@@ -114,9 +114,9 @@ export class RedisSessionStore {
     })
   }
 
-  // Reads are batched (see Batcher): under load, one script call reads the sessions of many
-  // requests (each key once) and renews their TTLs. Measured in-process with 50 concurrent
-  // readers: about 4 µs of Node and 4 µs of Redis CPU per read, against 27 and 22 one by one.
+  // Reads are batched by event-loop turn (see Batcher): one script call reads the sessions of
+  // a turn's requests (each key once) and renews their TTLs. No read waits for a call in
+  // flight: with Redis 1 ms away that wait halved throughput, and on loopback it gave nothing.
   async #read (keys: string[]): Promise<Array<[string, number] | null>> {
     const { client, absoluteTimeout, rolling, tombstoneTtl, channel } = this.#o
     const index = new Map<string, number>()
