@@ -43,6 +43,11 @@ export interface SessionStoreOptions {
   cache?: LocalSessionCache
 }
 
+/** A write of a loaded session: key, idle TTL, owner, JSON, creation time it was loaded with. */
+type Write = [string, number, string, string, number]
+/** 1, previous owner, ms left when written; 0 when the session is gone. */
+type Written = [0, string, number] | [1, string, number]
+
 type Callback<T = void> = (err?: Error | null, value?: T) => void
 
 interface StoredSession {
@@ -63,12 +68,14 @@ export class RedisSessionStore {
   readonly #o: SessionStoreOptions
   readonly #origin: string
   readonly #reads: Batcher<string, [string, number] | null>
+  readonly #writes: Batcher<Write, Written>
 
   constructor (opts: SessionStoreOptions) {
     this.#o = opts
     this.#origin = opts.cache?.origin ?? '-'
     this.users = new UserIndex(opts, this)
     this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys), maxInFlight: Infinity })
+    this.#writes = new Batcher({ client: opts.client, send: (writes) => this.#write(writes), maxInFlight: Infinity })
   }
 
   /** The Redis key of a session id. */
@@ -127,6 +134,17 @@ export class RedisSessionStore {
       const record = reply[i]
       return typeof record === 'string' ? [record, reply[i + 1] as number] : null
     })
+  }
+
+  // Writes of loaded sessions are batched the same way; a batch runs them in arrival order,
+  // each as if alone, so two writes of one session still end with the later one.
+  async #write (writes: Write[]): Promise<Written[]> {
+    const args: Array<string | number> = [writes.length]
+    for (const w of writes) args.push(w[0])
+    args.push(this.#o.absoluteTimeout, this.#o.channel, this.#origin)
+    for (const w of writes) args.push(w[1], w[2], w[3], w[4])
+    const reply = await this.#o.client.frsSessionUpdate(...(args as [number, ...string[]]))
+    return writes.map((_, i) => [reply[3 * i] === 1 ? 1 : 0, String(reply[3 * i + 1]), Number(reply[3 * i + 2])])
   }
 
   // Reads served from memory are answered together at the end of the event-loop turn, as
@@ -211,9 +229,9 @@ export class RedisSessionStore {
       const key = this.key(sessionId)
       const cache = this.#o.cache
       const ticket = cache?.begin(key) ?? 0
-      let reply: [0] | [1, string, number]
+      let reply: Written
       try {
-        reply = await client.frsSessionUpdate(key, maxAge, absoluteTimeout, user, json, meta.created, this.#o.channel, this.#origin)
+        reply = await this.#writes.add(key, [key, maxAge, user, json, meta.created])
       } catch (err) {
         cache?.end(key, ticket, undefined, 0, 0)
         cache?.drop(key) // it may or may not have been written
@@ -222,13 +240,13 @@ export class RedisSessionStore {
       const [written, previous, left] = reply
       // This instance keeps what it wrote (the record exactly as the script builds it); a
       // read of the old record that ran before the write replied before it, so it is replaced.
-      cache?.end(key, ticket, written === 0 ? undefined : encodeRecord(meta.created, maxAge, user, json), left ?? 0, Date.now())
+      cache?.end(key, ticket, written === 0 ? undefined : encodeRecord(meta.created, maxAge, user, json), left, Date.now())
       if (written === 0) {
         cache?.drop(key)
         return this.#refuse(session)
       }
       this.stats.updated++
-      if (previous !== undefined && previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
+      if (previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
       session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta
       this.#cookieUntil(session, meta.created)
     }

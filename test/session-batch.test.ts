@@ -6,6 +6,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { Socket } from 'node:net'
+import { GONE } from '../lib/session-store.js'
 import { rawClient, scriptCalls, testRedis } from './fixtures/redis.js'
 import { login, me, noKeyWithoutTtl, sessionApp } from './fixtures/session.js'
 
@@ -53,6 +54,37 @@ t.test('one script call reads a turn\'s sessions, each key once, renews their TT
   await noKeyWithoutTtl(t, raw, app)
 })
 
+function write (app: FastifyInstance, sessionId: string, session: Record<string, unknown>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    app.sessions.store.set(sessionId, session as never, (err) => { if (err) reject(err); else resolve() })
+  })
+}
+
+t.test('writes of a turn go in one call, in order, each as if alone: the later of two wins, a destroyed session stays gone', async (t) => {
+  const app = await sessionApp(t)
+  const ids = await Promise.all(['w-a', 'w-b', 'w-c'].map(async (u) => idOf(await login(app, u))))
+  const [a, b, c] = ids as [string, string, string]
+  const [sa, sa2, sb, sc] = await Promise.all([read(app, a), read(app, a), read(app, b), read(app, c)]) as Array<Record<string, unknown>>
+  await app.sessions.destroy(c)
+  Object.assign(sa as object, { n: 10 })
+  Object.assign(sa2 as object, { n: 11 })
+  Object.assign(sb as object, { n: 20 })
+  Object.assign(sc as object, { n: 30 })
+  const stats = { ...app.sessions.store.stats }
+  const before = await scriptCalls(raw)
+  await Promise.all([write(app, a, sa as never), write(app, b, sb as never), write(app, c, sc as never), write(app, a, sa2 as never)])
+  const calls = await scriptCalls(raw) - before
+  t.equal(calls, cluster ? 3 : 1, cluster ? 'a call per key on a Cluster' : 'one call for the four writes')
+  t.equal((await read(app, a))?.n, 11, 'two writes of one session: the later one wins')
+  t.equal((await read(app, b))?.n, 20)
+  t.equal(await raw.get(app.sessions.store.key(c)), 'x', 'the destroyed session was not written back')
+  t.equal((sc as { [GONE]?: boolean })[GONE], true, 'its write was refused')
+  t.notOk((sb as { [GONE]?: boolean })[GONE], 'the others in the batch were not')
+  t.equal(app.sessions.store.stats.updated - stats.updated, 3, 'three writes')
+  t.equal(app.sessions.store.stats.refused - stats.refused, 1, 'one refused')
+  await noKeyWithoutTtl(t, raw, app)
+})
+
 t.test('sessions past their absolute lifetime end within a batch; the others in it are served', async (t) => {
   const app = await sessionApp(t, { absoluteTimeout: '600ms', tombstoneTtl: '10s' })
   const old1 = idOf(await login(app, 'old-1'))
@@ -91,14 +123,19 @@ t.test('a read that starts after a write answered sees the write, though a read 
   const id = idOf(cookie)
   t.equal((await read(app, id))?.n, 1)
   // Replies to this instance stay unread until resumed: its first read stays in flight.
-  const client = app.redis as unknown as { stream?: Socket, nodes?: (role: string) => Array<{ stream: Socket }> }
-  const sockets = cluster ? (client.nodes?.('master') ?? []).map((n) => n.stream) : [client.stream as Socket]
+  // (On a Cluster, the node holding the key is connected: the read above went there.)
+  const client = app.redis as unknown as { stream?: Socket, nodes?: (role: string) => Array<{ stream?: Socket }> }
+  const sockets = (cluster ? (client.nodes?.('master') ?? []).map((n) => n.stream) : [client.stream]).filter((s) => s !== undefined)
   for (const s of sockets) s.pause()
   const first = read(app, id)
+  let settled = false
+  first.then(() => { settled = true }, () => {})
   await new Promise((resolve) => setTimeout(resolve, 50)) // Redis has run it
   const write = await other.inject({ method: 'POST', url: '/inc', headers: { cookie } })
   t.equal(write.json().n, 2, 'the other instance wrote n = 2')
   const second = read(app, id)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(settled, false, 'the first read is still in flight')
   for (const s of sockets) s.resume()
   t.equal((await first)?.n, 1, 'the read sent before the write saw n = 1')
   t.equal((await second)?.n, 2, 'the read started after the write saw n = 2, not the in-flight read\'s answer')

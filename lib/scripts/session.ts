@@ -84,26 +84,34 @@ return nil`
   },
   {
     name: 'frsSessionUpdate',
-    numberOfKeys: 1,
-    // KEYS[1] the session key of a loaded session
-    // ARGV[1] idle TTL (cookie max age) in ms
-    // ARGV[2] absolute lifetime in ms
-    // ARGV[3] the owner's user id, or ''
-    // ARGV[4] the session data as JSON
-    // ARGV[5] the creation time the session was loaded with
-    // ARGV[6] invalidation channel, or ''
-    // ARGV[7] origin, for the invalidation
-    // reply: {1, previous user, ms it has left} when written; {0} when the session is gone
-    // (destroyed, expired, or replaced), so that a write never recreates it
+    // Writes a batch of loaded sessions (keys of one slot), in order, each as if alone.
+    // KEYS the session keys of the writes (a key may repeat: its writes run in order)
+    // ARGV[1] absolute lifetime in ms
+    // ARGV[2] invalidation channel, or ''
+    // ARGV[3] origin, for the invalidation
+    // then per write, 4 entries: idle TTL (cookie max age) in ms, the owner's user id or '',
+    // the session data as JSON, the creation time the session was loaded with
+    // reply: per write, 3 entries: 1, previous user, ms it has left when written; 0, '', 0 when
+    // the session is gone (destroyed, expired, or replaced), so that a write never recreates it
     lua: PARSE + `
-local created, _, user = parse(redis.call('GET', KEYS[1]))
-if not created or created ~= tonumber(ARGV[5]) then return {0} end
-local maxAge = tonumber(ARGV[1])
-local ttl = ttlOf(created, maxAge, tonumber(ARGV[2]), now())
-if ttl <= 0 then return {0} end
-redis.call('SET', KEYS[1], '1:' .. created .. ':' .. maxAge .. ':' .. #ARGV[3] .. ':' .. ARGV[3] .. ARGV[4], 'PX', ttl)
-if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. KEYS[1]) end
-return {1, user, ttl}`
+local absolute, channel, origin = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local t = now()
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = 4 * i
+  local maxAge, user, json = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local created, _, previous = parse(redis.call('GET', key))
+  local ttl = 0
+  if created and created == tonumber(ARGV[a + 3]) then ttl = ttlOf(created, maxAge, absolute, t) end
+  if ttl > 0 then
+    redis.call('SET', key, '1:' .. created .. ':' .. maxAge .. ':' .. #user .. ':' .. user .. json, 'PX', ttl)
+    if channel ~= '' then redis.call('PUBLISH', channel, origin .. ' ' .. key) end
+    out[3 * i - 2], out[3 * i - 1], out[3 * i] = 1, previous, ttl
+  else
+    out[3 * i - 2], out[3 * i - 1], out[3 * i] = 0, '', 0
+  end
+end
+return out`
   },
   {
     name: 'frsSessionDestroy',
@@ -155,7 +163,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     frsSessionGet (numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<Array<string | number | null>, Context>
     frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
-    frsSessionUpdate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string, created: number, channel: string, origin: string): Result<[0] | [1, string, number], Context>
+    frsSessionUpdate (numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<Array<string | number>, Context>
     frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string, origin: string): Result<[0] | [1, string], Context>
     frsSessionIndexAdd (key: string, sessionId: string, deadlineMs: number, absoluteMs: number, cap: number): Result<string[], Context>
   }
