@@ -3,10 +3,9 @@
 // trips of one hit, counted with MONITOR (commands a script runs inside Redis are not round trips).
 import { pathToFileURL } from 'node:url'
 import { Cluster, Redis } from 'ioredis'
-import { createCache } from '../lib/cache.js'
-import type { Cache } from '../lib/cache.js'
-import { Keyspace } from '../lib/keys.js'
-import { registerScripts } from '../lib/scripts/index.js'
+import { createCache } from '../lib/cache/cache.js'
+import type { Cache } from '../lib/cache/cache.js'
+import { Keyspace } from '../lib/core/keys.js'
 import { startCluster } from '../test/fixtures/redis-server.js'
 import { benchRedis, report } from './harness.js'
 import type { LoadResult, Report } from './harness.js'
@@ -81,7 +80,6 @@ async function commandsPerCall (client: Redis | Cluster, prefix: string, op: () 
 }
 
 function cacheOn (client: Redis | Cluster, prefix: string): Cache {
-  registerScripts(client)
   return createCache(client, { keyspace: new Keyspace({ prefix, feature: 'cache' }), ttl: '1h', commandTimeout: 1000 })
 }
 

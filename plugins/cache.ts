@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { createCache } from '../lib/cache.js'
-import type { Cache, CacheOptions } from '../lib/cache.js'
-import { resolveCacheOptions } from '../lib/cache-options.js'
-import { InvalidOptionError } from '../lib/errors.js'
+import { createCache, resolveCacheOptions } from '../lib/cache/index.js'
+import type { Cache, CacheOptions } from '../lib/cache/index.js'
+import { InvalidOptionError } from '../lib/core/index.js'
 
 export interface CachePluginOptions extends CacheOptions {
   /** The named connection of the core plugin to cache on (`connections: { cache: … }`). @default 'default' */

@@ -1,9 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { Otp } from '../lib/otp.js'
-import { otpRedactPaths } from '../lib/otp-logging.js'
-import { resolveOtpOptions } from '../lib/otp-options.js'
-import type { OtpOptions } from '../lib/otp-options.js'
+import { Otp, otpRedactPaths, resolveOtpOptions } from '../lib/otp/index.js'
+import type { OtpOptions } from '../lib/otp/index.js'
 
 export type OtpPluginOptions = OtpOptions
 

@@ -1,18 +1,10 @@
 import { BlockList, isIP } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { Cluster } from 'ioredis'
-import { parsePositiveDuration } from '../lib/duration.js'
-import type { Duration } from '../lib/duration.js'
-import { InvalidOptionError, RateLimitedError, RateLimitUnavailableError } from '../lib/errors.js'
-import { normalizeIp } from '../lib/ip.js'
-import { hashed } from '../lib/keys.js'
-import { isAlgorithm, Limiter, resolvePolicies } from '../lib/limiter.js'
-import type { Algorithm, LimitResult, Policy, RateSpec } from '../lib/limiter.js'
-import { createRateLimitApi } from '../lib/limiter-api.js'
-import type { RateLimitApi } from '../lib/limiter-api.js'
-import { rateLimitHeaders } from '../lib/limiter-headers.js'
-import type { HeaderMode } from '../lib/limiter-headers.js'
+import { hashed, InvalidOptionError, isCluster, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError } from '../lib/core/index.js'
+import type { Duration } from '../lib/core/index.js'
+import { createRateLimitApi, isAlgorithm, Limiter, normalizeIp, rateLimitHeaders, resolvePolicies } from '../lib/rate-limit/index.js'
+import type { Algorithm, HeaderMode, LimitResult, Policy, RateLimitApi, RateSpec } from '../lib/rate-limit/index.js'
 
 type ClientKeyFn = (request: FastifyRequest) => string | number | null | undefined
 
@@ -147,7 +139,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
   const client = fastify.redisConnection(options.connection)
   // ioredis bounds a standalone client's commands by its commandTimeout; a Cluster's not while
   // a node's connection is being set up, and an adopted client may have no timeout at all.
-  const bounded = client instanceof Cluster || typeof client.options.commandTimeout !== 'number'
+  const bounded = isCluster(client) || typeof client.options.commandTimeout !== 'number'
   const limiter = new Limiter({ client, ban: options.ban, timeoutMs: bounded ? fastify.redisSuite.commandTimeout : undefined })
   const keyspace = fastify.redisSuite.keyspace('rl', options.namespace)
   const stats = { allowed: 0, limited: 0, failedOpen: 0, failedClosed: 0 }

@@ -1,15 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Cluster, Redis } from 'ioredis'
-import { coalesceWrites } from '../lib/coalesce.js'
-import { checkConnectionConfig, closeConnection, createConnection, waitReady } from '../lib/connection.js'
-import type { ConnectionConfig, ManagedConnection } from '../lib/connection.js'
-import { parsePositiveDuration } from '../lib/duration.js'
-import type { Duration } from '../lib/duration.js'
-import { AlreadyRegisteredError, InvalidOptionError, UnknownConnectionError } from '../lib/errors.js'
-import { checkHealth } from '../lib/health.js'
-import type { HealthReport } from '../lib/health.js'
-import { Keyspace } from '../lib/keys.js'
+import { AlreadyRegisteredError, checkConnectionConfig, checkHealth, closeConnection, coalesceWrites, createConnection, InvalidOptionError, Keyspace, parsePositiveDuration, UnknownConnectionError, waitReady } from '../lib/core/index.js'
+import type { ConnectionConfig, Duration, HealthReport, ManagedConnection } from '../lib/core/index.js'
 
 export interface RedisPluginOptions extends ConnectionConfig {
   /**

@@ -2,14 +2,11 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } f
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { InvalidOptionError } from '../lib/errors.js'
-import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathOf, strongEtag, uncacheableReason } from '../lib/http-cache.js'
-import type { ResponseEntry } from '../lib/http-cache.js'
-import { resolveResponseCacheOptions, resolveRouteCache } from '../lib/response-cache-options.js'
-import type { ResolvedRouteCache, ResponseCacheOptions, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache-options.js'
-import { ResponseStore } from '../lib/response-store.js'
+import { InvalidOptionError } from '../lib/core/index.js'
+import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathOf, resolveResponseCacheOptions, resolveRouteCache, ResponseStore, strongEtag, uncacheableReason } from '../lib/response-cache/index.js'
+import type { ResolvedRouteCache, ResponseCacheOptions, ResponseEntry, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache/index.js'
 
-export type { ResponseCacheOptions, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache-options.js'
+export type { ResponseCacheOptions, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache/index.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,15 +1,13 @@
+/// <reference types="@fastify/session" preserve="true" />
+/// <reference types="@fastify/cookie" preserve="true" />
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { parsePositiveDuration } from '../lib/duration.js'
-import type { Duration } from '../lib/duration.js'
-import { InvalidOptionError } from '../lib/errors.js'
-import { LocalSessionCache } from '../lib/session-cache.js'
-import type { LocalCacheOptions } from '../lib/session-cache.js'
-import { CachingSigner } from '../lib/session-signer.js'
-import { GONE, RedisSessionStore } from '../lib/session-store.js'
-import type { UserSession } from '../lib/session-users.js'
+import { InvalidOptionError, parsePositiveDuration } from '../lib/core/index.js'
+import type { Duration } from '../lib/core/index.js'
+import { CachingSigner, GONE, LocalSessionCache, RedisSessionStore } from '../lib/session/index.js'
+import type { LocalCacheOptions, UserSession } from '../lib/session/index.js'
 
 export interface SessionCookieOptions {
   /** Send the cookie over HTTPS only; `'auto'` follows the request's protocol. @default process.env.NODE_ENV === 'production' */

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidOptionError } from '../lib/errors.js'
+import { InvalidOptionError } from '../lib/core/index.js'
 import cachePlugin from './cache.js'
 import type { CachePluginOptions } from './cache.js'
 import otpPlugin from './otp.js'

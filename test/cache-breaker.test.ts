@@ -1,7 +1,7 @@
 // The circuit breaker alone: no Redis needed for its arithmetic.
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { CircuitBreaker } from '../lib/circuit-breaker.js'
+import { CircuitBreaker } from '../lib/core/circuit-breaker.js'
 
 function breaker (warnings: string[] = [], timeout = 1000) {
   return new CircuitBreaker({ threshold: 3, openFor: 100, timeout, warnInterval: 10_000, log: { warn: (_obj, msg) => { warnings.push(msg) } } })

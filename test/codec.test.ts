@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Codec } from '../lib/codec.js'
+import { Codec } from '../lib/core/codec.js'
 
 const codec = new Codec()
 

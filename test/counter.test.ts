@@ -1,8 +1,8 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { BufferedCounter, incrKeepTtl } from '../lib/counter.js'
-import type { BufferedCounterOptions } from '../lib/counter.js'
+import { BufferedCounter, incrKeepTtl } from '../lib/cache/counter.js'
+import type { BufferedCounterOptions } from '../lib/cache/counter.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl, freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
 

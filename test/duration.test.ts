@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseDuration, parsePositiveDuration, parseRate } from '../lib/duration.js'
+import { parseDuration, parsePositiveDuration, parseRate } from '../lib/core/duration.js'
 
 t.test('durations', async (t) => {
   const good: Array<[unknown, number]> = [

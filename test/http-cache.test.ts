@@ -1,5 +1,5 @@
 import t from 'tap'
-import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathGlob, strongEtag, uncacheableReason } from '../lib/http-cache.js'
+import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathGlob, strongEtag, uncacheableReason } from '../lib/response-cache/http.js'
 
 t.test('query normalization: order does not matter, values do', async (t) => {
   t.equal(normalizeQuery('/a?b=2&a=1'), normalizeQuery('/a?a=1&b=2'))

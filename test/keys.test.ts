@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes, randomInt } from 'node:crypto'
-import { Keyspace, MAX_PART_LENGTH, escapeGlob, escapePart, hashed } from '../lib/keys.js'
-import type { KeyPart } from '../lib/keys.js'
+import { Keyspace, MAX_PART_LENGTH, escapeGlob, escapePart, hashed } from '../lib/core/keys.js'
+import type { KeyPart } from '../lib/core/keys.js'
 
 const ks = new Keyspace({ prefix: 'app', feature: 'cache', namespace: 'feed', version: 3 })
 

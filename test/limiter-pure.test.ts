@@ -2,10 +2,10 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { parseList } from 'structured-headers'
-import { normalizeIp } from '../lib/ip.js'
-import { resolvePolicies } from '../lib/limiter.js'
-import type { LimitResult } from '../lib/limiter.js'
-import { rateLimitHeaders } from '../lib/limiter-headers.js'
+import { normalizeIp } from '../lib/rate-limit/ip.js'
+import { resolvePolicies } from '../lib/rate-limit/limiter.js'
+import type { LimitResult } from '../lib/rate-limit/limiter.js'
+import { rateLimitHeaders } from '../lib/rate-limit/headers.js'
 
 t.test('normalizeIp: IPv4 as is, IPv4-mapped to IPv4, IPv6 by /64', async (t) => {
   t.equal(normalizeIp('1.2.3.4'), '1.2.3.4')

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { acquireLock, withLock } from '../lib/lock.js'
-import type { LockHandle } from '../lib/lock.js'
+import { acquireLock, withLock } from '../lib/cache/lock.js'
+import type { LockHandle } from '../lib/cache/lock.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl, freshPrefix } from './fixtures/redis.js'
 

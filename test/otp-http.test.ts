@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import otpPlugin from '../plugins/otp.js'
 import redisPlugin from '../plugins/redis.js'
-import { otpLoggerOptions, redactUrl } from '../lib/otp-logging.js'
+import { otpLoggerOptions, redactUrl } from '../lib/otp/logging.js'
 import { freshPrefix, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()

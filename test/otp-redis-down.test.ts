@@ -5,7 +5,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import otpPlugin from '../plugins/otp.js'
 import redisPlugin from '../plugins/redis.js'
-import { otpLoggerOptions } from '../lib/otp-logging.js'
+import { otpLoggerOptions } from '../lib/otp/logging.js'
 import { freshPrefix, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()

@@ -1,8 +1,8 @@
 // lib/response-store.ts: the refresh lock of stale-while-revalidate, against real Redis.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ResponseStore } from '../lib/response-store.js'
-import type { ResponseEntry } from '../lib/http-cache.js'
+import { ResponseStore } from '../lib/response-cache/store.js'
+import type { ResponseEntry } from '../lib/response-cache/http.js'
 import { cacheApp } from './fixtures/cache.js'
 
 const entry = (body: string): ResponseEntry => ({ status: 200, headers: {}, body: Buffer.from(body), etag: `"${body}"`, storedAt: Date.now() })

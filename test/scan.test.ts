@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
-import { deleteByPattern, masterNodes, scanPattern } from '../lib/scan.js'
+import { deleteByPattern, masterNodes, scanPattern } from '../lib/core/scan.js'
 import { buildApp } from './fixtures/app.js'
 import { assertKeysHaveTtl, clusterMode, freshPrefix, scanKeys, testRedis } from './fixtures/redis.js'
 

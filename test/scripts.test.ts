@@ -3,7 +3,14 @@ import { createHash } from 'node:crypto'
 import { Cluster } from 'ioredis'
 import { buildApp } from './fixtures/app.js'
 import { freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
-import { registerScripts, scripts } from '../lib/scripts/index.js'
+import { cacheScripts } from '../lib/cache/scripts.js'
+import { lockScripts } from '../lib/cache/lock-scripts.js'
+import { coreScripts, defineScripts } from '../lib/core/scripts.js'
+import { otpScripts } from '../lib/otp/scripts.js'
+import { limiterScripts } from '../lib/rate-limit/scripts.js'
+import { sessionScripts } from '../lib/session/scripts.js'
+
+const scripts = [...coreScripts, ...cacheScripts, ...lockScripts, ...limiterScripts, ...sessionScripts, ...otpScripts]
 
 const redis = await testRedis()
 
@@ -35,11 +42,15 @@ t.test('scripts run on the managed client, and again after SCRIPT FLUSH', async 
   t.ok(Math.abs(now - Date.now()) < 5000, 'frsTime is the server clock in ms')
 })
 
-t.test('registerScripts defines each script once per client', async (t) => {
+t.test('defineScripts defines each script once per client', async (t) => {
   const client = rawClient(redis)
   t.teardown(() => client.disconnect())
-  registerScripts(client)
-  registerScripts(client)
+  const calls: string[] = []
+  const define = client.defineCommand.bind(client)
+  client.defineCommand = (name, definition) => { calls.push(name); define(name, definition) }
+  defineScripts(client, coreScripts)
+  defineScripts(client, coreScripts)
+  t.same(calls, coreScripts.map((s) => s.name), 'each defined once')
   t.type((client as unknown as Record<string, unknown>).frsTime, 'function')
   t.type(await client.frsTime(), 'number')
 })

@@ -6,7 +6,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { Socket } from 'node:net'
-import { GONE } from '../lib/session-store.js'
+import { GONE } from '../lib/session/store.js'
 import { rawClient, scriptCalls, testRedis } from './fixtures/redis.js'
 import { login, me, noKeyWithoutTtl, sessionApp } from './fixtures/session.js'
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Signer } from '@fastify/cookie'
-import { CachingSigner } from '../lib/session-signer.js'
+import { CachingSigner } from '../lib/session/signer.js'
 
 const NEW = 'n'.repeat(40)
 const OLD = 'o'.repeat(40)

@@ -1,0 +1,188 @@
+import type { Cluster, Redis } from 'ioredis'
+import { CacheStats } from './stats.js'
+import type { NamespaceStats } from './stats.js'
+import { entryLifetime, resolveCacheOptions } from './options.js'
+import type { CacheOptions, ResolvedCacheOptions } from './options.js'
+import { CacheStore } from './store.js'
+import type { StoredItem } from './store.js'
+import { CircuitBreaker, Codec, InvalidOptionError, isCluster, Keyspace, SingleFlight } from '../core/index.js'
+import type { Duration, WarnLogger } from '../core/index.js'
+import type { BufferedCounter } from './counter.js'
+
+/** How long a value lives: `ttl` fresh, then `grace` stale; `tags` let `invalidateTags()` reach it. */
+export interface EntryOptions {
+  /** Fresh lifetime. @default the cache's `ttl` */
+  ttl?: Duration
+  /** Served stale for this long after `ttl` (getOrSet refreshes it meanwhile). @default the cache's `grace` */
+  grace?: Duration
+  /** Tags; `invalidateTags([tag])` makes every entry with the tag miss. @default [] */
+  tags?: readonly string[]
+}
+
+export interface SetEntryOptions extends EntryOptions {
+  /**
+   * `readAt` of the read that preceded computing the value (from `getEntry`): an invalidation
+   * after that moment makes the value miss, even though it is written later. @default now
+   */
+  since?: string
+}
+
+/**
+ * A read with its metadata. `readAt` is the Redis time of the read, for `setEntry({ since })`
+ * (a fresh hit may leave it out: the read skips TIME when nothing will be computed).
+ * `age` counts from the write, or from the last `expire`/`touch`. A bare counter has no metadata.
+ */
+export type CacheEntry<T> =
+  | { state: 'fresh', value: T, readAt?: string, storedAt?: number, age?: number, ttl?: number, grace?: number }
+  | { state: 'stale', value: T, readAt: string, storedAt?: number, age?: number, ttl?: number, grace?: number }
+  | { state: 'miss', readAt: string }
+  | { state: 'error', error: Error }
+
+/** What every namespace of one cache shares. */
+export interface CacheCore {
+  readonly client: Redis | Cluster
+  readonly store: CacheStore
+  readonly codec: Codec
+  readonly breaker: CircuitBreaker
+  readonly stats: CacheStats
+  readonly flights: SingleFlight
+  /** Buffered counters to flush on close. */
+  readonly counters: Set<BufferedCounter>
+  readonly options: ResolvedCacheOptions
+  /** The keyspace of the root namespace; generation keys live in it. */
+  readonly keyspace: Keyspace
+}
+
+/** The operations of one namespace. The public class `Cache` adds getOrSet, locks and counters. */
+export class CacheBase {
+  readonly core: CacheCore
+  /** `'default'` for the root, `'feed'`, `'feed/today'` for nested namespaces. */
+  readonly name: string
+  readonly keyspace: Keyspace
+  /** Generation keys of this namespace and its parents: every entry depends on them. */
+  readonly gens: readonly string[]
+  readonly namespaceStats: NamespaceStats
+
+  constructor (core: CacheCore, name: string, parentGens: readonly string[]) {
+    this.core = core
+    this.name = name
+    this.keyspace = core.keyspace.with({ namespace: name })
+    this.gens = [...parentGens, this.genKey('n', name)]
+    this.namespaceStats = core.stats.of(name)
+  }
+
+  /** A generation key; they all share one hash tag, so one script bumps or reads them all. */
+  genKey (kind: 'n' | 't', name: string): string {
+    if (typeof name !== 'string' || name === '') throw new InvalidOptionError('tags', 'a tag is a non-empty string')
+    return this.core.keyspace.taggedKey([this.core.keyspace.prefix, 'gen'], kind, name)
+  }
+
+  /** The full Redis key of a cache key. */
+  key (key: string | number): string {
+    return this.keyspace.key(key)
+  }
+
+  /** Runs a Redis call under the circuit breaker; a failure counts as an error and yields `fallback`. */
+  async guard<T> (what: string, fn: () => Promise<T>, fallback: T, timeout?: number): Promise<T> {
+    try {
+      return await this.core.breaker.run(what, fn, timeout)
+    } catch {
+      this.namespaceStats.errors++
+      return fallback
+    }
+  }
+
+  /**
+   * Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone
+   * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel.
+   */
+  readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
+    const stats = count ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
+    const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
+    return this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens)).then(
+      (res) => res.items.map((item) => this.#toEntry<T>(item, res.now, stats)),
+      (err: unknown) => {
+        stats.errors += fullKeys.length
+        return fullKeys.map(() => ({ state: 'error', error: err as Error }))
+      })
+  }
+
+  #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats): CacheEntry<T> {
+    if (item === null) {
+      stats.misses++
+      return { state: 'miss', readAt }
+    }
+    let value: T
+    try {
+      if (item instanceof Error) throw item
+      value = this.core.codec.decode(item.payload) as T
+    } catch (err) {
+      this.core.breaker.warn(err, 'cache entry could not be decoded; treating it as a miss')
+      stats.misses++
+      return { state: 'miss', readAt }
+    }
+    const meta = item.meta
+    if (meta === null) {
+      stats.hits++
+      return { state: 'fresh', value, ttl: item.pttl }
+    }
+    const stale = item.pttl >= 0 && item.pttl <= meta.grace && meta.grace > 0
+    if (stale) stats.staleHits++
+    else stats.hits++
+    // PTTL gives the age without a clock; a key without a TTL needs the read's time.
+    const age = item.pttl >= 0 ? Math.max(0, meta.ttl + meta.grace - item.pttl) : Math.max(0, Math.floor(Number(readAt) / 1000) - meta.storedAt)
+    const found = { value, storedAt: meta.storedAt, age, ttl: meta.ttl, grace: meta.grace }
+    return stale ? { state: 'stale', readAt, ...found } : { state: 'fresh', ...found }
+  }
+
+  /** Writes values to full keys; resolves how many were written (0 when Redis failed). */
+  async writeEntries (fullKeys: readonly string[], values: readonly unknown[], opts: SetEntryOptions, nx: boolean): Promise<number> {
+    const { ttl, grace } = entryLifetime(this.core.options, opts.ttl, opts.grace)
+    const tags = opts.tags ?? []
+    if (!Array.isArray(tags)) throw new InvalidOptionError('tags', 'expected an array of strings')
+    const gens = [...this.gens, ...tags.map((t) => this.genKey('t', t))]
+    // An integer is stored bare (a counter INCR can change) unless it needs a header for tags or grace.
+    const bare = tags.length === 0 && grace === 0
+    const payloads = values.map((v) => this.core.codec.encode(v, bare))
+    // '' means now.
+    if (opts.since !== undefined && !/^\d*$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')
+    return this.guard('write', () => this.core.store.write(fullKeys, payloads, { ttl, grace, basis: opts.since ?? '', gens, nx }), 0)
+  }
+
+  /** A nested namespace's generation key for `invalidateAll()`. */
+  get namespaceGen (): string {
+    return this.gens[this.gens.length - 1] as string
+  }
+}
+
+export interface CreateCacheOptions extends CacheOptions {
+  /** The keyspace of the cache (feature `cache`); namespaces derive from it. */
+  keyspace: Keyspace
+  /** Where warnings go (rate-limited). @default console */
+  log?: WarnLogger
+  /** The longest a Redis call may take before it fails open, ms. @default 1000 */
+  commandTimeout?: number
+}
+
+/** Builds the shared core of a cache on `client`. */
+export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptions): CacheCore {
+  const options = resolveCacheOptions(opts)
+  if (!(opts.keyspace instanceof Keyspace)) throw new InvalidOptionError('keyspace', 'expected a Keyspace from lib/keys.ts')
+  const log = opts.log ?? { warn: (obj: object, msg: string) => console.warn(msg, obj) }
+  const commandTimeout = opts.commandTimeout ?? 1000
+  // A standalone client whose own commandTimeout is no longer bounds every cache call (each
+  // is one command there); a Cluster read is two, so the breaker times those itself.
+  const own = isCluster(client) ? undefined : client.options.commandTimeout
+  const timeout = own !== undefined && own <= commandTimeout ? Infinity : commandTimeout
+  return Object.freeze({
+    client,
+    store: new CacheStore(client),
+    codec: new Codec(options),
+    breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log }),
+    stats: new CacheStats(),
+    flights: new SingleFlight(),
+    counters: new Set<BufferedCounter>(),
+    options,
+    keyspace: opts.keyspace
+  })
+}

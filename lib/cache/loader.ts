@@ -1,0 +1,159 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { CacheBase, CacheEntry, EntryOptions } from './base.js'
+import { CacheFactoryTimeoutError, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
+import type { Duration } from '../core/index.js'
+import { acquireLock } from './lock.js'
+import type { LockHandle } from './lock.js'
+
+export interface GetOrSetOptions extends EntryOptions {
+  /** How long the factory may run. @default the cache's `factoryTimeout` */
+  timeout?: Duration
+  /**
+   * Coalesce across app instances: one instance computes under a Redis lock while the others
+   * wait up to `wait` for its value, then compute it themselves. @default false
+   */
+  lock?: boolean | { ttl?: Duration, wait?: Duration }
+  /** When the factory fails and a stale value is at hand, serve it. @default true */
+  staleIfError?: boolean
+}
+
+/** What a factory may decide from its result. */
+export interface FactoryContext<T> {
+  /** The stale value being refreshed, if any. */
+  readonly stale: T | undefined
+  /** Do not cache this result (it is still returned). */
+  skip: () => void
+  /** Override the entry's lifetime or tags from the result. */
+  ttl?: Duration
+  grace?: Duration
+  tags?: readonly string[]
+}
+
+export type Factory<T> = (ctx: FactoryContext<T>) => T | Promise<T>
+
+/** A getOrSet outcome: `hit` from cache, `stale` served while one refresh runs, `miss` computed, `bypass` computed while Redis failed. */
+export interface LoadResult<T> {
+  value: T
+  state: 'hit' | 'stale' | 'miss' | 'bypass'
+  /** Milliseconds since the value was stored (hit and stale). */
+  age?: number
+  /** Redis time (ms) of the write (hit and stale). */
+  storedAt?: number
+}
+
+type Found<T> = Extract<CacheEntry<T>, { state: 'fresh' | 'stale' }>
+
+function found<T> (e: Found<T>): LoadResult<T> {
+  return { value: e.value, state: e.state === 'fresh' ? 'hit' : 'stale', age: e.age, storedAt: e.storedAt }
+}
+
+/**
+ * getOrSet: see docs/cache.md. Concurrent calls for one key in this process share one read
+ * and one factory call. Never rejects because of Redis; rejects with the factory's error.
+ */
+export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
+  return sharedLoad(cache, key, factory, opts).then((result) => {
+    // Counted per caller, though callers share the read.
+    const c = cache.namespaceStats
+    if (result.state === 'hit') c.hits++
+    else if (result.state === 'stale') c.staleHits++
+    else if (result.state === 'miss') c.misses++
+    else c.errors++
+    return result
+  })
+}
+
+function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {
+  const full = cache.key(key)
+  return cache.core.flights.run(full, () => cache.readEntries<T>([full], false, opts.tags).then(([read]) => {
+    const r = read as CacheEntry<T>
+    if (r.state === 'fresh') return found(r)
+    if (r.state === 'stale') {
+      // Served at once; the refresh runs behind it, once per process (and once overall with a lock).
+      const flights = cache.core.flights
+      const refreshKey = 'refresh\n' + full
+      if (!flights.has(refreshKey)) {
+        flights.run(refreshKey, () => loadValue(cache, key, full, factory, opts, r))
+          .catch((err) => cache.core.breaker.warn(err, 'cache refresh failed; the stale value stays'))
+      }
+      return found(r)
+    }
+    return loadValue(cache, key, full, factory, opts, r)
+  }))
+}
+
+async function loadValue<T> (cache: CacheBase, key: string | number, full: string, factory: Factory<T>, opts: GetOrSetOptions, read: CacheEntry<T>): Promise<LoadResult<T>> {
+  const o = cache.core.options
+  let lock: LockHandle | null | undefined
+  if (opts.lock !== undefined && opts.lock !== false && read.state !== 'error') {
+    const lo = typeof opts.lock === 'object' ? opts.lock : {}
+    const ttl = lo.ttl === undefined ? o.lockTtl : parsePositiveDuration(lo.ttl, 'lock.ttl')
+    const lockKey = cache.keyspace.taggedKey([hashed(full)], 'lock')
+    // undefined: Redis failed, compute without the lock (fail open); null: another instance holds it.
+    lock = await cache.guard('lock', () => acquireLock(cache.core.client, lockKey, { ttl }), undefined)
+    if (lock === null) {
+      if (read.state === 'stale') return found(read)
+      const wait = lo.wait === undefined ? o.lockWait : parseDuration(lo.wait, 'lock.wait')
+      const value = await waitForValue<T>(cache, full, wait)
+      if (value !== undefined) return value
+    } else if (lock !== undefined) {
+      // The previous holder may have written the value just before we got the lock.
+      const [again] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+      if (again.state === 'fresh') {
+        await lock.release().catch(() => false)
+        return found(again)
+      }
+    }
+  }
+  try {
+    return await compute(cache, key, full, factory, opts, read)
+  } finally {
+    if (lock) await lock.release().catch(() => false)
+  }
+}
+
+async function compute<T> (cache: CacheBase, key: string | number, full: string, factory: Factory<T>, opts: GetOrSetOptions, read: CacheEntry<T>): Promise<LoadResult<T>> {
+  const stale = read.state === 'stale' ? read : undefined
+  let skipped = false
+  const ctx: FactoryContext<T> = { stale: stale?.value, skip: () => { skipped = true } }
+  const timeout = opts.timeout === undefined ? cache.core.options.factoryTimeout : parsePositiveDuration(opts.timeout, 'timeout')
+  let value: T
+  try {
+    value = await withTimeout(Promise.resolve().then(() => factory(ctx)), timeout, String(key))
+  } catch (err) {
+    if (stale !== undefined && opts.staleIfError !== false) {
+      cache.core.breaker.warn(err, 'cache factory failed; serving the stale value')
+      return found(stale)
+    }
+    throw err
+  }
+  // After a failed read the write is skipped: without the read's Redis time, an invalidation
+  // that ran during the factory could not be told apart.
+  if (read.state === 'error') return { value, state: 'bypass' }
+  if (!skipped) {
+    await cache.writeEntries([full], [value], {
+      ttl: ctx.ttl ?? opts.ttl, grace: ctx.grace ?? opts.grace, tags: ctx.tags ?? opts.tags, since: read.readAt
+    }, false)
+  }
+  return { value, state: 'miss' }
+}
+
+async function waitForValue<T> (cache: CacheBase, full: string, wait: number): Promise<LoadResult<T> | undefined> {
+  const deadline = Date.now() + wait
+  const step = Math.max(5, Math.min(50, Math.floor(wait / 10)))
+  while (Date.now() < deadline) {
+    await sleep(Math.round(step * (0.5 + Math.random())))
+    const [e] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+    if (e.state === 'fresh') return found(e)
+    if (e.state === 'error') return undefined
+  }
+  return undefined
+}
+
+function withTimeout<T> (p: Promise<T>, ms: number, key: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new CacheFactoryTimeoutError(key, ms)), ms)
+  })
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer))
+}

@@ -1,0 +1,84 @@
+import { InvalidOptionError, parseDuration, parsePositiveDuration } from '../core/index.js'
+import type { Duration } from '../core/index.js'
+
+export interface CacheOptions {
+  /** Fresh lifetime of an entry when a call gives none. @default '5m' */
+  ttl?: Duration
+  /** Stale-while-revalidate window past `ttl` when a call gives none. @default 0 */
+  grace?: Duration
+  /**
+   * The longest `ttl + grace` an entry may have. Invalidation records (namespace and tag
+   * generations) live this long, so that no entry outlives the record that invalidates it.
+   * @default '30d'
+   */
+  maxTtl?: Duration
+  /** Values whose encoded size is at least this many bytes are compressed; `false` never. @default 1024 */
+  compressThreshold?: number | false
+  /** Compression for new values (both are always read). @default 'deflate' */
+  compression?: 'deflate' | 'brotli'
+  /** getOrSet: how long a factory may run before it fails with FRS_CACHE_FACTORY_TIMEOUT. @default '10s' */
+  factoryTimeout?: Duration
+  /** getOrSet with `lock`: how long a lock is held at most (it is released when the factory ends). @default factoryTimeout + 1s */
+  lockTtl?: Duration
+  /** getOrSet with `lock`: how long other instances wait for the holder's value before they compute it themselves. @default factoryTimeout */
+  lockWait?: Duration
+  /** Consecutive Redis failures after which the circuit opens. @default 5 */
+  failureThreshold?: number
+  /** How long an open circuit skips Redis. @default '5s' */
+  circuitOpenFor?: Duration
+  /** At most one warning per this interval. @default '10s' */
+  warnInterval?: Duration
+}
+
+export interface ResolvedCacheOptions {
+  ttl: number
+  grace: number
+  maxTtl: number
+  compressThreshold: number | false
+  compression: 'deflate' | 'brotli'
+  factoryTimeout: number
+  lockTtl: number
+  lockWait: number
+  failureThreshold: number
+  circuitOpenFor: number
+  warnInterval: number
+}
+
+/** Validates cache options and fills defaults; throws InvalidOptionError naming the option. */
+export function resolveCacheOptions (opts: CacheOptions = {}): ResolvedCacheOptions {
+  if (opts === null || typeof opts !== 'object') throw new InvalidOptionError('cache', 'expected an options object')
+  const ttl = parsePositiveDuration(opts.ttl ?? '5m', 'ttl')
+  const grace = parseDuration(opts.grace ?? 0, 'grace')
+  const maxTtl = parsePositiveDuration(opts.maxTtl ?? '30d', 'maxTtl')
+  if (ttl + grace > maxTtl) throw new InvalidOptionError('ttl', `ttl + grace (${ttl + grace}ms) exceeds maxTtl (${maxTtl}ms)`)
+  const threshold = opts.compressThreshold ?? 1024
+  if (threshold !== false && (!Number.isSafeInteger(threshold) || threshold < 0)) {
+    throw new InvalidOptionError('compressThreshold', 'expected a non-negative integer number of bytes, or false')
+  }
+  const compression = opts.compression ?? 'deflate'
+  if (compression !== 'deflate' && compression !== 'brotli') throw new InvalidOptionError('compression', 'expected "deflate" or "brotli"')
+  const failureThreshold = opts.failureThreshold ?? 5
+  if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) throw new InvalidOptionError('failureThreshold', 'expected a positive integer')
+  const factoryTimeout = parsePositiveDuration(opts.factoryTimeout ?? '10s', 'factoryTimeout')
+  return Object.freeze({
+    ttl,
+    grace,
+    maxTtl,
+    compressThreshold: threshold,
+    compression,
+    factoryTimeout,
+    lockTtl: parsePositiveDuration(opts.lockTtl ?? factoryTimeout + 1000, 'lockTtl'),
+    lockWait: parseDuration(opts.lockWait ?? factoryTimeout, 'lockWait'),
+    failureThreshold,
+    circuitOpenFor: parsePositiveDuration(opts.circuitOpenFor ?? '5s', 'circuitOpenFor'),
+    warnInterval: parseDuration(opts.warnInterval ?? '10s', 'warnInterval')
+  })
+}
+
+/** A per-call lifetime: `ttl` and `grace` with the cache's defaults, checked against maxTtl. */
+export function entryLifetime (o: ResolvedCacheOptions, ttl: Duration | undefined, grace: Duration | undefined): { ttl: number, grace: number } {
+  const t = ttl === undefined ? o.ttl : parsePositiveDuration(ttl, 'ttl')
+  const g = grace === undefined ? o.grace : parseDuration(grace, 'grace')
+  if (t + g > o.maxTtl) throw new InvalidOptionError('ttl', `ttl + grace (${t + g}ms) exceeds maxTtl (${o.maxTtl}ms)`)
+  return { ttl: t, grace: g }
+}

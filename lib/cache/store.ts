@@ -1,0 +1,166 @@
+import type { Cluster, Redis } from 'ioredis'
+import { CacheCorruptValueError, defineScripts, isCluster } from '../core/index.js'
+import { cacheScripts } from './scripts.js'
+
+type DecodeError = InstanceType<typeof CacheCorruptValueError>
+
+/** The metadata of an entry, as its header holds it (see lib/scripts/cache.ts). */
+export interface EntryMeta {
+  /** Redis time (ms) of the write. */
+  storedAt: number
+  /** Fresh lifetime, ms. */
+  ttl: number
+  /** How long past `ttl` the entry may still be served stale, ms. */
+  grace: number
+  /** Redis time (µs, decimal) before the value was computed; invalidations after it win. */
+  basis: string
+  /** Generation keys (namespaces, tags) the entry depends on. */
+  gens: string[]
+}
+
+/** One key as read: its codec bytes and metadata (null for a bare counter). */
+export interface StoredItem {
+  payload: Buffer
+  meta: EntryMeta | null
+  /** Milliseconds until Redis drops the key; -1 without a TTL. */
+  pttl: number
+}
+
+export interface ReadResult {
+  /** Redis time (µs, decimal) of the read: the basis for a value computed after it. */
+  now: string
+  /** Per key: the item, `null` for a miss or an invalidated entry, or the decode error. */
+  items: Array<StoredItem | null | DecodeError>
+}
+
+export interface WriteOptions { ttl: number, grace: number, basis: string, gens: readonly string[], nx: boolean }
+
+const NEWLINE = 0x0a
+
+/** Splits an entry into header and payload. Throws CacheCorruptValueError for a malformed header. */
+export function parseItem (raw: Buffer, pttl: number): StoredItem {
+  if (raw[0] !== 0x45) return { payload: raw, meta: null, pttl }
+  const nl = raw.indexOf(NEWLINE)
+  const fields = nl < 0 ? [] : raw.toString('latin1', 1, nl).split(' ')
+  const [storedAt, ttl, grace, basis] = fields.slice(0, 4).map((f) => Number(f))
+  if (fields.length < 4 || !Number.isSafeInteger(storedAt) || !Number.isSafeInteger(ttl) || !Number.isSafeInteger(grace) || !Number.isSafeInteger(basis)) {
+    throw new CacheCorruptValueError('malformed entry header')
+  }
+  return { payload: raw.subarray(nl + 1), meta: { storedAt: storedAt as number, ttl: ttl as number, grace: grace as number, basis: fields[3] as string, gens: fields.slice(4) }, pttl }
+}
+
+/**
+ * The Redis side of the cache: reads entries together with their generations, writes
+ * entries, bumps generations. On a standalone server (or Sentinel) each call is one script,
+ * one round trip. On a Cluster the generation keys live on one slot and entries on others,
+ * so a read is two round trips: the entries, then their generations.
+ */
+export class CacheStore {
+  readonly #client: Redis | Cluster
+  readonly #cluster: boolean
+
+  constructor (client: Redis | Cluster) {
+    this.#client = client
+    defineScripts(client, cacheScripts)
+    this.#cluster = isCluster(client)
+  }
+
+  /**
+   * Reads `keys`. On a Cluster `knownGens` (non-empty, one hash tag) are read alongside the
+   * entries; they also give the Redis time, so that a miss learns it too.
+   */
+  read (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
+    if (this.#cluster) return this.#readCluster(keys, knownGens)
+    return this.#client.frsCacheGetBuffer(keys.length, ...keys).then((reply) => {
+      const items: ReadResult['items'] = []
+      for (let i = 0; i < keys.length; i++) {
+        const raw = reply[1 + i * 3] as Buffer | null
+        if (raw === null || reply[3 + i * 3] === 1) items.push(null)
+        else items.push(safeParse(raw, reply[2 + i * 3] as number))
+      }
+      return { now: String(reply[0]), items }
+    })
+  }
+
+  // The entries and the generations we can name in advance (the namespace's, and tags the
+  // caller expects) are read in parallel: one round trip of latency. Generations named only
+  // inside an entry cost a second one.
+  async #readCluster (keys: readonly string[], knownGens: readonly string[]): Promise<ReadResult> {
+    const client = this.#client
+    const gensRead = client.frsCacheGens(knownGens.length, ...knownGens)
+    gensRead.catch(() => {}) // awaited below; do not let it reject unobserved when the entries fail first
+    const replies = await Promise.all(keys.map(async (key) => {
+      const res = await client.pipeline().getBuffer(key).pttl(key).exec()
+      const failed = res?.find(([err]) => err !== null)
+      if (res === null || failed !== undefined) throw failed?.[0] ?? new Error('pipeline was aborted')
+      return [res[0]?.[1], res[1]?.[1]] as [Buffer | null, number]
+    }))
+    const items: ReadResult['items'] = replies.map(([raw, pttl]) => raw === null ? null : safeParse(raw, pttl))
+    const first = await gensRead
+    const value = new Map(knownGens.map((g, i) => [g, Number(first[i + 1] ?? 0)]))
+    const more = new Set<string>()
+    for (const item of items) {
+      if (item !== null && !(item instanceof Error) && item.meta !== null) for (const g of item.meta.gens) if (!value.has(g)) more.add(g)
+    }
+    if (more.size > 0) {
+      const list = [...more]
+      const reply = await client.frsCacheGens(list.length, ...list)
+      list.forEach((g, i) => value.set(g, Number(reply[i + 1] ?? 0)))
+    }
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]
+      if (item === null || item === undefined || item instanceof Error || item.meta === null) continue
+      const basis = Number(item.meta.basis)
+      if (item.meta.gens.some((g) => (value.get(g) ?? 0) >= basis)) items[i] = null
+    }
+    return { now: String(first[0]), items }
+  }
+
+  /** Writes one payload per key with one header; returns how many were written. */
+  async write (keys: readonly string[], payloads: readonly Buffer[], opts: WriteOptions): Promise<number> {
+    if (opts.nx && this.#cluster) return this.#addCluster(keys, payloads, opts)
+    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), opts.nx ? 'NX' : '']
+    if (!this.#cluster || keys.length === 1) return this.#client.frsCacheSet(keys.length, ...keys, ...args, ...payloads)
+    const counts = await Promise.all(keys.map((key, i) => this.#client.frsCacheSet(1, key, ...args, payloads[i] as Buffer)))
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  // A script on the entry's node cannot read generations on another node: read first, then
+  // write where the read found nothing valid and nothing newer was written since.
+  async #addCluster (keys: readonly string[], payloads: readonly Buffer[], opts: WriteOptions): Promise<number> {
+    const read = await this.read(keys, opts.gens)
+    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), 'B' + read.now]
+    const counts = await Promise.all(keys.map((key, i) => {
+      const item = read.items[i]
+      if (item !== null && !(item instanceof Error)) return 0
+      return this.#client.frsCacheSet(1, key, ...args, payloads[i] as Buffer)
+    }))
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  /** Marks every entry that depends on `gens` invalid; all of them must share one hash tag. */
+  async bump (gens: readonly string[], keepMs: number): Promise<void> {
+    await this.#client.frsCacheBump(gens.length, ...gens, keepMs)
+  }
+
+  /** Deletes keys; returns how many existed. */
+  async delete (keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0
+    if (!this.#cluster || keys.length === 1) return this.#client.unlink(...keys)
+    const counts = await Promise.all(keys.map((key) => this.#client.unlink(key)))
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  /** TTL operations that account for an entry's grace (see frsCacheExpire). */
+  expire (key: string, mode: 'ttl' | 'expire' | 'touch' | 'persist', ms: number | '', fallbackMs: number): Promise<number> {
+    return this.#client.frsCacheExpire(key, mode, ms, fallbackMs)
+  }
+}
+
+function safeParse (raw: Buffer, pttl: number): StoredItem | DecodeError {
+  try {
+    return parseItem(raw, pttl)
+  } catch (err) {
+    return err as DecodeError
+  }
+}

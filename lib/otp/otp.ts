@@ -1,0 +1,144 @@
+import { randomInt } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+import type { Duration, Keyspace } from '../core/index.js'
+import { defineScripts, OtpRateLimitedError } from '../core/index.js'
+import { guard, mac, retryAfterSeconds, subjectPart } from './common.js'
+import type { OtpLogger } from './common.js'
+import { checkCodeLength, checkCodeTtl, checkInteger, checkPurpose, checkSubject } from './options.js'
+import type { ResolvedOtpOptions } from './options.js'
+import { OtpTokens } from './tokens.js'
+import type { CreateTokenInput, TokenRecord } from './tokens.js'
+import { otpScripts } from './scripts.js'
+
+export interface IssueInput {
+  /** What the code is for, e.g. `'login'`, `'verify-phone'`; a code verifies only for its purpose. */
+  purpose: string
+  /** Who the code is for (user id, email, phone), normalized by the caller. */
+  subject: string
+  /** Digits, 4 to 10. @default the plugin's codeLength (6) */
+  length?: number
+  /** Lifetime, at most 10 minutes. @default the plugin's codeTtl ('10m') */
+  ttl?: Duration
+  /** Wrong guesses allowed. @default the plugin's maxAttempts (5) */
+  maxAttempts?: number
+}
+
+export interface VerifyInput { purpose: string, subject: string, code: unknown }
+
+export type VerifyResult =
+  | { status: 'ok' }
+  /** Wrong code; `attemptsLeft` 0 means the code is gone and a new one is needed. */
+  | { status: 'invalid', attemptsLeft: number }
+  /** No code for this purpose and subject: expired, used, replaced by a newer one or never issued. */
+  | { status: 'expired' }
+  /** Too many consecutive failures: the subject is locked out for `retryAfter` seconds. */
+  | { status: 'locked', retryAfter: number }
+
+/** Why `issue` refused: inside the resend cooldown, past the daily cap, or the subject is locked out. */
+export type OtpRateLimitReason = 'cooldown' | 'daily-cap' | 'locked'
+
+/** What `issue` throws when it refuses: FRS_OTP_RATE_LIMITED, status 429. */
+export type OtpRateLimited = InstanceType<typeof OtpRateLimitedError> & { retryAfter: number, reason: OtpRateLimitReason }
+
+const DAY = 86_400_000
+
+/**
+ * One-time codes and one-time link tokens on Redis. Codes are stored only as an HMAC of
+ * (purpose, subject, code) under the server secret, and every key of one subject shares one
+ * hash tag, so that issue and verify are each one atomic script (Cluster too).
+ */
+export class Otp {
+  readonly #client: Redis | Cluster
+  readonly #keys: Keyspace
+  readonly #options: Readonly<ResolvedOtpOptions>
+  readonly #log: OtpLogger | undefined
+  readonly #tokens: OtpTokens
+
+  constructor (client: Redis | Cluster, keys: Keyspace, options: Readonly<ResolvedOtpOptions>, log?: OtpLogger) {
+    this.#client = client
+    defineScripts(client, otpScripts)
+    this.#keys = keys
+    this.#options = options
+    this.#log = log
+    this.#tokens = new OtpTokens(client, keys, options, log)
+  }
+
+  /**
+   * Issues a code for `purpose` and `subject`, replacing the previous one (whose spent attempts
+   * carry over). Throws FRS_OTP_RATE_LIMITED (429, `retryAfter` seconds) inside the resend
+   * cooldown, past the daily cap, or while the subject is locked out.
+   */
+  async issue (input: IssueInput): Promise<{ code: string, expiresAt: Date }> {
+    const purpose = checkPurpose(input.purpose)
+    const subject = checkSubject(input.subject)
+    const o = this.#options
+    const length = input.length === undefined ? o.codeLength : checkCodeLength(input.length, 'length')
+    const ttl = input.ttl === undefined ? o.codeTtl : checkCodeTtl(input.ttl, 'ttl')
+    const maxAttempts = input.maxAttempts === undefined ? o.maxAttempts : checkInteger(input.maxAttempts, 'maxAttempts', 1, 20)
+    const code = String(randomInt(0, 10 ** length)).padStart(length, '0')
+    const k = this.#subjectKeys(purpose, subject)
+    const [status, ms] = await guard(this.#log, 'issue', () => this.#client.frsOtpIssue(
+      k.code, k.fails, k.cooldown, k.day, this.#hmac(purpose, subject, code),
+      ttl, maxAttempts, o.resendCooldown, o.dailyCap, DAY, o.lockAfter))
+    if (status !== 'ok') {
+      const retryAfter = retryAfterSeconds(ms)
+      const err: OtpRateLimited = Object.assign(new OtpRateLimitedError(retryAfter), { retryAfter, reason: status as OtpRateLimitReason })
+      this.#log?.debug({ purpose, reason: status }, 'otp: code refused')
+      throw err
+    }
+    this.#log?.debug({ purpose, ttl }, 'otp: code issued')
+    return { code, expiresAt: new Date(ms + ttl) }
+  }
+
+  /** Checks a code in one atomic step: counts the attempt, and deletes the code on success or when attempts run out. */
+  async verify (input: VerifyInput): Promise<VerifyResult> {
+    const purpose = checkPurpose(input.purpose)
+    const subject = checkSubject(input.subject)
+    // A malformed code is a wrong guess like any other: it is counted, not answered early.
+    const code = typeof input.code === 'string' ? input.code : ''
+    const k = this.#subjectKeys(purpose, subject)
+    const [status, n] = await guard(this.#log, 'verify', () => this.#client.frsOtpVerify(
+      k.code, k.fails, this.#hmac(purpose, subject, code), this.#options.lockAfter, this.#options.lockFor))
+    this.#log?.debug({ purpose, status }, 'otp: code verified')
+    switch (status) {
+      case 'ok': return { status }
+      case 'invalid': return { status, attemptsLeft: n }
+      case 'locked': return { status, retryAfter: retryAfterSeconds(n) }
+      default: return { status: 'expired' }
+    }
+  }
+
+  /** Creates a one-time link token: 32 random bytes in base64url, stored only as its SHA-256. */
+  createToken (input: CreateTokenInput): Promise<{ token: string, expiresAt: Date }> {
+    return this.#tokens.create(input)
+  }
+
+  /** Uses a token up; exactly one of any number of concurrent callers gets `{ subject, data }`. */
+  consumeToken<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
+    return this.#tokens.consume<T>(token, opts)
+  }
+
+  /** Reads a token without using it up. */
+  peekToken<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
+    return this.#tokens.peek<T>(token, opts)
+  }
+
+  /** Invalidates every outstanding token of this purpose and subject. */
+  revokeAll (opts: { subject: string, purpose: string }): Promise<void> {
+    return this.#tokens.revokeAll(opts)
+  }
+
+  #hmac (purpose: string, subject: string, code: string): string {
+    return mac(this.#options.secret, 'frs-otp-code', purpose, subject, code)
+  }
+
+  #subjectKeys (purpose: string, subject: string): { code: string, fails: string, cooldown: string, day: string } {
+    const tag = [subjectPart(this.#options.secret, subject)]
+    return {
+      code: this.#keys.taggedKey(tag, 'code', purpose),
+      fails: this.#keys.taggedKey(tag, 'fails'),
+      cooldown: this.#keys.taggedKey(tag, 'cooldown', purpose),
+      day: this.#keys.taggedKey(tag, 'day')
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// The response cache's view of the cache toolkit: entries with their metadata, tags, and the
+// locks that coalesce misses across instances. Everything lives in one cache namespace.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Cache } from '../cache/index.js'
+import type { ResponseEntry } from './http.js'
+
+export interface Lookup {
+  state: 'fresh' | 'stale' | 'miss'
+  entry?: ResponseEntry
+  /** Redis time of the read; a value computed after it is written with `since`, so an invalidation in between wins. */
+  readAt?: string
+}
+
+interface EntryHead { s: number, h: Record<string, string>, e: string, t: number }
+
+// An entry is one Buffer (stored as raw bytes by the codec, no base64 or JSON of the body):
+// a JSON line with status, headers, ETag and time, then the body.
+function encodeEntry (entry: ResponseEntry): Buffer {
+  const head: EntryHead = { s: entry.status, h: entry.headers, e: entry.etag, t: entry.storedAt }
+  return Buffer.concat([Buffer.from(JSON.stringify(head) + '\n'), entry.body])
+}
+
+function decodeEntry (bytes: unknown): ResponseEntry | undefined {
+  if (!Buffer.isBuffer(bytes)) return undefined
+  const nl = bytes.indexOf(0x0a)
+  if (nl < 0) return undefined
+  try {
+    const head = JSON.parse(bytes.toString('utf8', 0, nl)) as EntryHead
+    return { status: head.s, headers: head.h, etag: head.e, storedAt: head.t, body: bytes.subarray(nl + 1) }
+  } catch {
+    return undefined
+  }
+}
+
+/** Tag that every entry of one path carries, so that one path's variants drop together. */
+export function urlTag (path: string): string {
+  return `url:${path}`
+}
+
+export class ResponseStore {
+  readonly #cache: Cache
+  // Concurrent lookups of one key share one Redis read (its answer is at most one round trip old).
+  readonly #reads = new Map<string, Promise<Lookup>>()
+
+  constructor (cache: Cache) {
+    this.#cache = cache
+  }
+
+  /** Reads an entry. Rejects when Redis failed (the caller answers BYPASS). */
+  get (key: string): Promise<Lookup> {
+    let pending = this.#reads.get(key)
+    if (pending === undefined) {
+      pending = this.#read(key).finally(() => this.#reads.delete(key))
+      this.#reads.set(key, pending)
+    }
+    return pending
+  }
+
+  async #read (key: string): Promise<Lookup> {
+    const read = await this.#cache.getEntry<Buffer>(key)
+    if (read.state === 'error') throw read.error
+    if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
+    const entry = decodeEntry(read.value)
+    return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry }
+  }
+
+  async set (key: string, path: string, entry: ResponseEntry, opts: { ttl: number, grace: number, tags: string[], since?: string }): Promise<void> {
+    await this.#cache.setEntry(key, encodeEntry(entry), { ttl: opts.ttl, grace: opts.grace, tags: [...opts.tags, urlTag(path)], since: opts.since })
+  }
+
+  /**
+   * Takes the fill lock of `key`, or waits up to `wait` for the instance that holds it to store
+   * the entry: a release function, `'filled'` when the entry appeared, or null when the wait
+   * ran out (the caller then runs the handler itself).
+   */
+  async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
+    const lock = await this.#cache.lock(`fill|${key}`, { ttl })
+    if (lock !== null) {
+      // The previous holder may have stored the entry between our read and our lock. A read of
+      // our own: one shared with lookups that began before the lock could be older than it.
+      const again = await this.#read(key).catch(() => undefined)
+      if (again?.state !== 'fresh') return async () => { await lock.release() }
+      await lock.release()
+      return 'filled'
+    }
+    const deadline = Date.now() + wait
+    while (Date.now() < deadline) {
+      await sleep(25)
+      const found = await this.get(key).catch(() => undefined)
+      if (found?.state === 'fresh') return 'filled'
+    }
+    return null
+  }
+
+  /**
+   * One attempt at the refresh lock of `key` (for a background refresh): a release function,
+   * or null when another instance holds it or the entry is fresh again, since a refresh may
+   * have finished between the caller's read and this lock.
+   */
+  async lockToRefresh (key: string, ttl: number): Promise<(() => Promise<void>) | null> {
+    const lock = await this.#cache.lock(`refresh|${key}`, { ttl })
+    if (lock === null) return null
+    const again = await this.#read(key).catch(() => undefined)
+    if (again?.state === 'fresh') {
+      await lock.release()
+      return null
+    }
+    return async () => { await lock.release() }
+  }
+
+  async invalidateTags (tags: string[]): Promise<void> {
+    await this.#cache.invalidateTags(tags)
+  }
+
+  async invalidateUrl (path: string): Promise<void> {
+    await this.#cache.invalidateTags([urlTag(path)])
+  }
+}

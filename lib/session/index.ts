@@ -1,0 +1,7 @@
+// Sessions: the Redis store, its records, the per-user index, the local cache and the signer.
+export { LocalSessionCache } from './local-cache.js'
+export type { LocalCacheOptions } from './local-cache.js'
+export { CachingSigner } from './signer.js'
+export { GONE, RedisSessionStore } from './store.js'
+export type { SessionStoreOptions } from './options.js'
+export type { UserSession } from './users.js'
