@@ -22,8 +22,11 @@ export function unusableClient (value: unknown): string | undefined {
     return 'expected an ioredis Redis or Cluster instance (ioredis >= 5 or iovalkey); this object has no defineCommand/status/duplicate'
   }
   if (typeof c.isCluster !== 'boolean') return 'expected an ioredis Redis or Cluster instance (ioredis >= 5 or iovalkey); this client has no isCluster flag'
-  if (c.isCluster === true ? typeof c.nodes !== 'function' : typeof c.options !== 'object') {
+  if (c.isCluster === true ? typeof c.nodes !== 'function' : typeof c.options !== 'object' || c.options === null) {
     return 'expected an ioredis Redis or Cluster instance (ioredis >= 5 or iovalkey)'
   }
+  // ioredis 6 can map RESP3 replies to objects and numbers; the suite reads the default shapes.
+  const options = (c.isCluster === true ? (c.options as { redisOptions?: unknown } | undefined)?.redisOptions : c.options) as { replyMapping?: unknown } | undefined
+  if (options?.replyMapping === 'resp3') return "a client made with replyMapping: 'resp3' answers in shapes the suite does not read; adopt one with the default replyMapping ('legacy')"
   return undefined
 }

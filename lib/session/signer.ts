@@ -1,8 +1,47 @@
-import { Signer } from '@fastify/cookie'
-import type { UnsignResult } from '@fastify/cookie'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+
+/** What verifying a signed cookie gives: the value when a secret signed it, and whether an older secret did. */
+export interface UnsignResult {
+  valid: boolean
+  /** True when a secret other than the first signed it: the cookie is due to be signed again. */
+  renew: boolean
+  value: string | null
+}
 
 /** How many signatures each cache keeps (oldest dropped first): about 2 MB at the most. */
 export const SIGNATURE_CACHE_SIZE = 10_000
+
+/**
+ * Signs cookie values as `value.signature`: HMAC-SHA256 in base64 without padding, the format
+ * of cookie-signature, @fastify/cookie and express-session, so a cookie signed by any of them
+ * verifies here and the other way round. Verification is constant-time and tries every secret.
+ */
+class HmacSigner {
+  readonly #secrets: readonly string[]
+
+  constructor (secrets: readonly string[]) {
+    this.#secrets = secrets
+  }
+
+  sign (value: string): string {
+    return value + '.' + mac(value, this.#secrets[0] as string)
+  }
+
+  unsign (signed: string): UnsignResult {
+    const dot = signed.lastIndexOf('.')
+    const value = signed.slice(0, dot)
+    const actual = Buffer.from(signed.slice(dot + 1))
+    for (let i = 0; i < this.#secrets.length; i++) {
+      const expected = Buffer.from(mac(value, this.#secrets[i] as string))
+      if (expected.length === actual.length && timingSafeEqual(expected, actual)) return { valid: true, renew: i > 0, value }
+    }
+    return { valid: false, renew: false, value: null }
+  }
+}
+
+function mac (value: string, secret: string): string {
+  return createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')
+}
 
 /**
  * The cookie signer that @fastify/session uses, with the HMAC of recent ids remembered.
@@ -12,13 +51,14 @@ export const SIGNATURE_CACHE_SIZE = 10_000
  * the HMAC would; a forged cookie is never cached and costs its full check every time.
  */
 export class CachingSigner {
-  readonly #signer: Signer
+  readonly #signer: HmacSigner
   readonly #signed = new Map<string, string>()
   readonly #verified = new Map<string, UnsignResult>()
   readonly #size: number
 
   constructor (secrets: string[], size = SIGNATURE_CACHE_SIZE) {
-    this.#signer = new Signer(secrets, 'sha256')
+    if (secrets.length === 0) throw new TypeError('at least one secret is needed')
+    this.#signer = new HmacSigner(secrets)
     this.#size = size
   }
 
