@@ -117,6 +117,57 @@ t.test('closing the app flushes what buffered counters hold', async (t) => {
   t.equal(flushed, 7, 'flushed on close, before the connection closed')
 })
 
+/** A stand-in for the database that `onFlush` writes to: it refuses writes once closed. */
+function viewsTable () {
+  const table = { open: true, views: 0, close: () => { table.open = false } }
+  const write = async (n: number) => {
+    if (!table.open) throw new Error('Database closed')
+    table.views += n
+  }
+  return { table, write }
+}
+
+t.test('shutting down in the documented order: every count, including increments in flight, reaches onFlush', async (t) => {
+  t.test('the database closed after app.close() resolves', async (t) => {
+    const { app } = await cacheApp(t)
+    const { table, write } = viewsTable()
+    const counter = app.cache.counter('views', { flushEvery: 100, flushInterval: '1h', onFlush: write })
+    const increments = Array.from({ length: 250 }, () => counter.incr()) // not awaited: in flight at close
+    await app.close()
+    table.close()
+    t.equal((await Promise.all(increments)).length, 250)
+    t.equal(table.views, 250, 'every increment reached the database')
+    t.equal(await raw.exists(counter.key), 0, 'nothing left pending in Redis')
+  })
+
+  t.test('the database closed in an onClose hook that first awaits app.cache.close()', async (t) => {
+    const { table, write } = viewsTable()
+    const app = await buildApp(t, {}, async (app) => {
+      await app.register(cachePlugin)
+      app.addHook('onClose', async () => { await app.cache.close(); table.close() })
+    })
+    const counter = app.cache.counter('views', { flushEvery: 100, flushInterval: '1h', onFlush: write })
+    for (let i = 0; i < 7; i++) await counter.incr()
+    await app.close()
+    t.equal(table.views, 7)
+    t.equal(await raw.exists(counter.key), 0)
+  })
+
+  t.test('the pitfall: a plain onClose hook added after the suite runs first, and the total waits in Redis', async (t) => {
+    const { table, write } = viewsTable()
+    const app = await buildApp(t, {}, async (app) => {
+      await app.register(cachePlugin)
+      app.addHook('onClose', async () => { table.close() })
+    })
+    const counter = app.cache.counter('views', { flushEvery: 100, flushInterval: '1h', onFlush: write })
+    for (let i = 0; i < 7; i++) await counter.incr()
+    await app.close()
+    t.equal(table.views, 0, 'the last flush found the database closed')
+    t.equal(await raw.get(counter.key), '7', 'and gave its total back to Redis, for a later flush of this key')
+    await raw.del(counter.key)
+  })
+})
+
 t.test('a factory that resolves undefined rejects with FRS_CACHE_UNDEFINED and caches nothing', async (t) => {
   const { app } = await cacheApp(t)
   await t.rejects(app.cache.getOrSet('u', () => undefined, { lock: true }), { code: 'FRS_CACHE_UNDEFINED' })

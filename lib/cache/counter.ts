@@ -48,6 +48,13 @@ export interface BufferedCounterOptions {
  * `flushInterval` ms, across any number of instances on one key. Increments go to Redis
  * (INCRBY); a flush claims the pending total (GET and DEL in one script), so each increment belongs to
  * exactly one claim; a failed `onFlush` gives its claim back with INCRBY.
+ *
+ * Shutting down: {@link close} needs both Redis and whatever `onFlush` writes to, so close the
+ * counter first, then the database, then the Redis client. Counters made by
+ * `fastify.cache.counter()` are closed by `app.close()` before the suite's connections close:
+ * close the database after `await app.close()` resolves, or in an onClose hook that first awaits
+ * `app.cache.close()` (Fastify runs onClose hooks last-registered first, so a plain hook that
+ * closes the database runs before the cache plugin's).
  */
 export class BufferedCounter {
   readonly key: string
@@ -101,7 +108,12 @@ export class BufferedCounter {
     return run
   }
 
-  /** Stops the timer and flushes what is pending; later `incr` calls reject with FRS_COUNTER_CLOSED. */
+  /**
+   * Stops the timer and flushes what is pending, including increments still on their way to
+   * Redis (they were sent first on the same connection); later `incr` calls reject with
+   * FRS_COUNTER_CLOSED. Call it while `onFlush`'s destination and the client are still open: if
+   * `onFlush` fails here, the total goes back to Redis and waits for the next flush of this key.
+   */
   async close (): Promise<number> {
     this.#closed = true
     clearInterval(this.#timer)
