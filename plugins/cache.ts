@@ -1,8 +1,8 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, RegisterOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { createCache, resolveCacheOptions } from '../lib/cache/index.js'
+import { CACHE_OPTION_KEYS, createCache, resolveCacheOptions } from '../lib/cache/index.js'
 import type { Cache, CacheOptions } from '../lib/cache/index.js'
-import { InvalidOptionError } from '../lib/core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, REGISTER_KEYS } from '../lib/core/index.js'
 
 export interface CachePluginOptions extends CacheOptions {
   /** The named connection of the core plugin to cache on (`connections: { cache: … }`). @default 'default' */
@@ -18,8 +18,11 @@ declare module 'fastify' {
   }
 }
 
+const KEYS = [...CACHE_OPTION_KEYS, ...REGISTER_KEYS, ...optionKeys<Omit<CachePluginOptions, keyof CacheOptions>>({ connection: true, decorator: true })]
+
 const cachePlugin: FastifyPluginAsync<CachePluginOptions> = async (fastify, opts) => {
-  const { connection, decorator = 'cache', ...cacheOptions } = opts
+  checkKeys(opts, KEYS, 'cache')
+  const { connection, decorator = 'cache', prefix, logLevel, logSerializers, ...cacheOptions } = opts as CachePluginOptions & RegisterOptions
   if (typeof decorator !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(decorator)) throw new InvalidOptionError('decorator', 'expected an identifier')
   if (connection !== undefined && typeof connection !== 'string') throw new InvalidOptionError('connection', 'expected the name of a connection of the core plugin')
   resolveCacheOptions(cacheOptions) // validate here so that errors name the plugin's options at registration

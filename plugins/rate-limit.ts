@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { hashed, InvalidOptionError, isCluster, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError } from '../lib/core/index.js'
+import { checkKeys, hashed, InvalidOptionError, isCluster, optionKeys, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError, REGISTER_KEYS, routeOptionPath } from '../lib/core/index.js'
 import type { Duration } from '../lib/core/index.js'
 import { createRateLimitApi, isAlgorithm, Limiter, normalizeIp, rateLimitHeaders, resolvePolicies } from '../lib/rate-limit/index.js'
 import type { Algorithm, HeaderMode, LimitResult, Policy, RateLimitApi, RateSpec } from '../lib/rate-limit/index.js'
@@ -65,8 +65,15 @@ const defaultUser = (request: FastifyRequest): unknown => {
   return r.session?.userId ?? r.user?.id
 }
 
+const ROUTE_KEYS = optionKeys<RouteRateLimit>({ rate: true, anonymousRate: true, userRate: true, algorithm: true, burst: true, key: true, cost: true })
+const KEYS = [...REGISTER_KEYS, ...ROUTE_KEYS.filter((k) => k !== 'cost'), ...optionKeys<Omit<RateLimitOptions, keyof RouteRateLimit>>({
+  connection: true, namespace: true, user: true, allowList: true, headers: true, failClosed: true, ban: true, onExceeded: true, hook: true
+})]
+const BAN_KEYS = optionKeys<NonNullable<RateLimitOptions['ban']>>({ after: true, duration: true })
+
 function resolveOptions (opts: RateLimitOptions) {
   const o = opts ?? {}
+  checkKeys(o, KEYS, 'rateLimit')
   const algorithm = o.algorithm ?? 'gcra'
   if (!isAlgorithm(algorithm)) throw new InvalidOptionError('algorithm', 'expected "gcra", "fixed-window" or "sliding-window"')
   for (const name of ['key', 'user', 'onExceeded'] as const) {
@@ -79,6 +86,7 @@ function resolveOptions (opts: RateLimitOptions) {
   if (typeof (o.failClosed ?? false) !== 'boolean') throw new InvalidOptionError('failClosed', 'expected a boolean')
   let ban: { after: number, durationMs: number } | undefined
   if (o.ban !== undefined) {
+    checkKeys(o.ban, BAN_KEYS, 'rateLimit.ban')
     if (!Number.isSafeInteger(o.ban?.after) || o.ban.after < 1) throw new InvalidOptionError('ban.after', 'expected a positive integer')
     ban = { after: o.ban.after, durationMs: parsePositiveDuration(o.ban.duration, 'ban.duration') }
   }
@@ -115,6 +123,7 @@ type Resolved = ReturnType<typeof resolveOptions>
 function compileRoute (route: RouteRateLimit, id: string, base: Partial<Resolved>, at: string): CompiledRoute {
   const name = (option: string) => at === '' ? option : `${at}.${option}`
   if (route === null || typeof route !== 'object') throw new InvalidOptionError(at, 'expected an object or false')
+  if (at !== '') checkKeys(route, ROUTE_KEYS, at)
   const algorithm = route.algorithm ?? base.algorithm ?? 'gcra'
   const ownRate = route.rate !== undefined || route.anonymousRate !== undefined || route.userRate !== undefined
   const burst = route.burst ?? (ownRate ? undefined : base.burst)
@@ -154,7 +163,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
     // HEAD is GET without a body (Fastify adds a HEAD route for each GET): one counter for both.
     const methods = [...new Set([route.method].flat().map((m) => (m === 'HEAD' ? 'GET' : m)))].join(',')
     const id = `${methods} ${route.url}`
-    const compiled = compileRoute(config ?? {}, id, options, `config.rateLimit of ${id}`)
+    const compiled = compileRoute(config ?? {}, id, options, routeOptionPath(route.method, route.url, 'config.rateLimit'))
     const keyOf = keyspace.taggedKeyWith('r', compiled.id)
     const check = async (request: FastifyRequest, reply: FastifyReply) => {
       if (options.allowList(request)) return

@@ -1,19 +1,25 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Cluster, Redis } from 'ioredis'
-import { AlreadyRegisteredError, checkConnectionConfig, checkHealth, closeConnection, coalesceWrites, createConnection, InvalidOptionError, Keyspace, parsePositiveDuration, UnknownConnectionError, waitReady } from '../lib/core/index.js'
+import { AlreadyRegisteredError, checkConnectionConfig, checkHealth, checkKeys, closeConnection, coalesceWrites, CONNECTION_KEYS, createConnection, InvalidOptionError, Keyspace, optionKeys, parsePositiveDuration, REGISTER_KEYS, UnknownConnectionError, waitReady } from '../lib/core/index.js'
 import type { ConnectionConfig, Duration, HealthReport, ManagedConnection } from '../lib/core/index.js'
 
 export interface RedisPluginOptions extends ConnectionConfig {
   /**
    * Further connections by name, for split databases: `{ sessions: 'redis://…/2' }`.
    * Feature plugins take `connection: 'sessions'`; without it they use the default connection.
+   * A value may come straight from the environment (`process.env.REDIS_SESSIONS_URL`);
+   * `undefined` stops startup with an error naming the connection.
    * @default {}
    */
-  connections?: Record<string, string | ConnectionConfig>
+  connections?: Record<string, string | ConnectionConfig | undefined>
   /** First segment of every key the suite writes. @default 'frs' */
   prefix?: string
-  /** How long startup waits for each connection to be ready before it fails. @default '5s' */
+  /**
+   * How long startup waits for each connection to be ready before it fails (a refused
+   * connection or an unknown host fails after about a second). Must be shorter than
+   * Fastify's `pluginTimeout` (10 s by default). @default '5s'
+   */
   connectTimeout?: Duration
   /** How long any command may wait for its reply (ioredis `commandTimeout`); not applied to adopted clients. @default '1s' */
   commandTimeout?: Duration
@@ -67,29 +73,40 @@ interface ResolvedOptions {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/
+const KEYS = [...CONNECTION_KEYS, ...REGISTER_KEYS, ...optionKeys<Omit<RedisPluginOptions, keyof ConnectionConfig>>({
+  connections: true, prefix: true, connectTimeout: true, commandTimeout: true, closeTimeout: true, coalesceWrites: true, healthRoute: true
+})]
 
-function resolveOptions (opts: RedisPluginOptions): ResolvedOptions {
-  const { connections = {}, prefix = 'frs', connectTimeout = '5s', commandTimeout = '1s', closeTimeout = '2s', healthRoute = false, coalesceWrites = true, ...main } = opts
+function resolveOptions (opts: RedisPluginOptions, pluginTimeout: number): ResolvedOptions {
+  checkKeys(opts, KEYS, 'redis')
+  const { connections = {}, prefix = 'frs', connectTimeout = '5s', commandTimeout = '1s', closeTimeout = '2s', healthRoute = false, coalesceWrites = true } = opts
+  const main: ConnectionConfig = { url: opts.url, options: opts.options, cluster: opts.cluster, clusterOptions: opts.clusterOptions, sentinel: opts.sentinel, client: opts.client }
   const hasMain = (['url', 'options', 'cluster', 'sentinel', 'client'] as const).some((k) => main[k] !== undefined)
-  const defaultConfig = checkConnectionConfig(hasMain ? main : { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, hasMain ? 'options' : 'REDIS_URL')
-  if (connections === null || typeof connections !== 'object' || Array.isArray(connections)) throw new InvalidOptionError('connections', 'expected an object of name → URL or connection settings')
+  const defaultConfig = checkConnectionConfig(hasMain ? main : { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, hasMain ? 'redis' : 'REDIS_URL')
+  if (connections === null || typeof connections !== 'object' || Array.isArray(connections)) throw new InvalidOptionError('redis.connections', 'expected an object of name → URL or connection settings')
   const list: Array<[string, ConnectionConfig]> = [['default', defaultConfig]]
   for (const [name, config] of Object.entries(connections)) {
-    if (!NAME.test(name) || name === 'default') throw new InvalidOptionError(`connections.${name}`, 'a name starts with a letter, has letters, digits, "_" or "-", and is not "default"')
-    list.push([name, checkConnectionConfig(config, `connections.${name}`)])
+    if (!NAME.test(name) || name === 'default') throw new InvalidOptionError(`redis.connections.${name}`, 'a name starts with a letter, has letters, digits, "_" or "-", and is not "default"')
+    list.push([name, checkConnectionConfig(config, `redis.connections.${name}`)])
   }
   // Validate the prefix the same way every keyspace will.
   new Keyspace({ prefix, feature: 'core' }) // eslint-disable-line no-new
-  if (typeof coalesceWrites !== 'boolean') throw new InvalidOptionError('coalesceWrites', 'expected a boolean')
+  if (typeof coalesceWrites !== 'boolean') throw new InvalidOptionError('redis.coalesceWrites', 'expected a boolean')
   if (healthRoute !== false && healthRoute !== true && (typeof healthRoute !== 'string' || !healthRoute.startsWith('/'))) {
-    throw new InvalidOptionError('healthRoute', 'expected true, false or a path starting with "/"')
+    throw new InvalidOptionError('redis.healthRoute', 'expected true, false or a path starting with "/"')
+  }
+  const connectMs = parsePositiveDuration(connectTimeout, 'redis.connectTimeout')
+  // Fastify gives each plugin pluginTimeout to load (0: no limit); a longer wait would end in
+  // AVV_ERR_PLUGIN_EXEC_TIMEOUT, which names neither Redis nor the option to change.
+  if (pluginTimeout > 0 && connectMs >= pluginTimeout) {
+    throw new InvalidOptionError('redis.connectTimeout', `${connectMs}ms is not shorter than Fastify's pluginTimeout (${pluginTimeout}ms), so startup would time out first; lower connectTimeout or raise Fastify({ pluginTimeout })`)
   }
   return Object.freeze({
     connections: list,
     prefix,
-    connectTimeout: parsePositiveDuration(connectTimeout, 'connectTimeout'),
-    commandTimeout: parsePositiveDuration(commandTimeout, 'commandTimeout'),
-    closeTimeout: parsePositiveDuration(closeTimeout, 'closeTimeout'),
+    connectTimeout: connectMs,
+    commandTimeout: parsePositiveDuration(commandTimeout, 'redis.commandTimeout'),
+    closeTimeout: parsePositiveDuration(closeTimeout, 'redis.closeTimeout'),
     healthRoute: healthRoute === true ? '/health/redis' : healthRoute,
     coalesceWrites
   })
@@ -97,7 +114,7 @@ function resolveOptions (opts: RedisPluginOptions): ResolvedOptions {
 
 const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, opts) => {
   if (fastify.hasDecorator('redis') || fastify.hasDecorator('redisConnection')) throw new AlreadyRegisteredError()
-  const options = resolveOptions(opts)
+  const options = resolveOptions(opts, fastify.initialConfig.pluginTimeout ?? 10_000)
   const defaults = { commandTimeout: options.commandTimeout, connectTimeout: options.connectTimeout }
   const conns = new Map<string, ManagedConnection>()
   for (const [name, config] of options.connections) {

@@ -2,8 +2,8 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } f
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { InvalidOptionError } from '../lib/core/index.js'
-import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathOf, resolveResponseCacheOptions, resolveRouteCache, ResponseStore, strongEtag, uncacheableReason } from '../lib/response-cache/index.js'
+import { InvalidOptionError, routeOptionPath } from '../lib/core/index.js'
+import { checkRouteInvalidation, encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathOf, resolveResponseCacheOptions, resolveRouteCache, ResponseStore, strongEtag, uncacheableReason } from '../lib/response-cache/index.js'
 import type { ResolvedRouteCache, ResponseCacheOptions, ResponseEntry, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache/index.js'
 
 export type { ResponseCacheOptions, RouteCacheConfig, RouteInvalidation } from '../lib/response-cache/index.js'
@@ -48,9 +48,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
 
   fastify.addHook('onRoute', (route) => {
     const config = route.config as { cache?: RouteCacheConfig | boolean, invalidates?: RouteInvalidation } | undefined
-    if (config?.invalidates !== undefined) addInvalidation(route, config.invalidates)
+    if (config?.invalidates !== undefined) addInvalidation(route, checkRouteInvalidation(config.invalidates, routeOptionPath(route.method, route.url, 'config.invalidates')))
     if (config?.cache === undefined || config.cache === false) return
-    const name = `config.cache of ${route.url}`
+    const name = routeOptionPath(route.method, route.url, 'config.cache')
     const methods = [route.method].flat()
     if (!methods.every((m) => m === 'GET' || m === 'HEAD')) throw new InvalidOptionError(name, 'only GET routes (and their HEAD) can be cached')
     const resolved = resolveRouteCache(config.cache, options, name)
@@ -60,9 +60,6 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
   })
 
   function addInvalidation (route: RouteOptions, inv: RouteInvalidation): void {
-    if (inv === null || typeof inv !== 'object' || (typeof inv.tags !== 'function' && !Array.isArray(inv.tags))) {
-      throw new InvalidOptionError(`config.invalidates of ${route.url}`, 'expected { tags: string[] | (request, reply) => string[] }')
-    }
     const hook = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
       if (reply.statusCode >= 200 && reply.statusCode < 300) {
         const tags = typeof inv.tags === 'function' ? await inv.tags(request, reply) : inv.tags

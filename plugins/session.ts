@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidOptionError, parsePositiveDuration } from '../lib/core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, parsePositiveDuration, REGISTER_KEYS } from '../lib/core/index.js'
 import type { Duration } from '../lib/core/index.js'
 import { CachingSigner, GONE, LocalSessionCache, RedisSessionStore } from '../lib/session/index.js'
 import type { LocalCacheOptions, UserSession } from '../lib/session/index.js'
@@ -23,8 +23,12 @@ export interface SessionCookieOptions {
 }
 
 export interface SessionPluginOptions {
-  /** Cookie signing secret of at least 32 characters, or several, newest first, to rotate (the first signs, all verify). Required. */
-  secret: string | string[]
+  /**
+   * Cookie signing secret of at least 32 characters, or several, newest first, to rotate (the
+   * first signs, all verify). Required: it may come straight from `process.env`, and
+   * `undefined` stops startup with an error naming it. @default none (required)
+   */
+  secret: string | string[] | undefined
   /** Named connection of the core plugin. @default the default connection */
   connection?: string
   /** Key namespace. @default 'default' */
@@ -90,14 +94,23 @@ declare module 'fastify' {
 
 const MIN_SECRET = 32
 
+const KEYS = [...REGISTER_KEYS, ...optionKeys<SessionPluginOptions>({
+  secret: true, connection: true, namespace: true, cookieName: true, hostPrefix: true, cookie: true, idleTimeout: true, absoluteTimeout: true, rolling: true, saveUninitialized: true, userIdField: true, maxSessionsPerUser: true, tombstoneTtl: true, localCache: true
+})]
+const COOKIE_KEYS = optionKeys<SessionCookieOptions>({ secure: true, sameSite: true, httpOnly: true, path: true, domain: true })
+const LOCAL_CACHE_KEYS = optionKeys<LocalCacheOption>({ ttl: true, max: true })
+
 function resolveOptions (opts: SessionPluginOptions) {
+  checkKeys(opts, KEYS, 'session')
+  if (opts.secret === undefined) throw new InvalidOptionError('secret', `it is undefined (an unset environment variable such as SESSION_SECRET?); a secret of at least ${MIN_SECRET} characters is required (or an array of them, newest first)`)
   const secrets: unknown[] = Array.isArray(opts.secret) ? opts.secret : [opts.secret]
-  if (opts.secret === undefined || secrets.length === 0) throw new InvalidOptionError('secret', `a secret of at least ${MIN_SECRET} characters is required (or an array of them, newest first)`)
+  if (secrets.length === 0) throw new InvalidOptionError('secret', `a secret of at least ${MIN_SECRET} characters is required (or an array of them, newest first)`)
   secrets.forEach((s, i) => {
     const name = Array.isArray(opts.secret) ? `secret[${i}]` : 'secret'
     if (typeof s !== 'string' || s.length < MIN_SECRET) throw new InvalidOptionError(name, `expected a string of at least ${MIN_SECRET} characters, got ${typeof s === 'string' ? `${s.length} characters` : typeof s}`)
   })
   const cookie = opts.cookie ?? {}
+  checkKeys(cookie, COOKIE_KEYS, 'session.cookie')
   const secure = cookie.secure ?? process.env.NODE_ENV === 'production'
   if (secure !== true && secure !== false && secure !== 'auto') throw new InvalidOptionError('cookie.secure', 'expected true, false or "auto"')
   const sameSite = cookie.sameSite ?? 'lax'
@@ -138,6 +151,7 @@ function resolveLocalCache (option: unknown): LocalCacheOptions | undefined {
   if (option === undefined || option === false) return undefined
   const o = (option === true ? {} : option) as LocalCacheOption
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidOptionError('localCache', 'expected true, false or { ttl, max }')
+  checkKeys(o, LOCAL_CACHE_KEYS, 'session.localCache')
   const max = o.max ?? 10_000
   if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError('localCache.max', 'expected a positive integer')
   return { ttl: parsePositiveDuration(o.ttl ?? '1s', 'localCache.ttl'), max }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidOptionError } from '../lib/core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, REGISTER_KEYS } from '../lib/core/index.js'
 import cachePlugin from './cache.js'
 import type { CachePluginOptions } from './cache.js'
 import otpPlugin from './otp.js'
@@ -34,12 +34,10 @@ export interface SuiteOptions {
   otp?: OtpPluginOptions | false
 }
 
-const KNOWN = new Set(['redis', 'cache', 'responseCache', 'session', 'rateLimit', 'otp'])
+const KEYS = [...REGISTER_KEYS, ...optionKeys<SuiteOptions>({ redis: true, cache: true, responseCache: true, session: true, rateLimit: true, otp: true })]
 
 const suite: FastifyPluginAsync<SuiteOptions> = async (fastify, opts) => {
-  for (const key of Object.keys(opts)) {
-    if (!KNOWN.has(key)) throw new InvalidOptionError(key, `unknown part of the suite; expected one of ${[...KNOWN].join(', ')}`)
-  }
+  checkKeys(opts, KEYS, 'suite')
   await fastify.register(redisPlugin, opts.redis ?? {})
   if (opts.cache !== false) await fastify.register(cachePlugin, opts.cache ?? {})
   if (opts.responseCache !== undefined && opts.responseCache !== false) {

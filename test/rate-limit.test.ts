@@ -310,6 +310,6 @@ t.test('bad options fail at registration, naming the option', async (t) => {
   for (const [opts, message] of cases) {
     await t.rejects(limited(t, opts), { message }, JSON.stringify(opts))
   }
-  await t.rejects(limited(t, {}, (app) => { app.get('/x', { config: { rateLimit: { cost: 2 } } }, async () => 'ok') }), { message: /config.rateLimit of GET \/x.rate.*no rate/ })
+  await t.rejects(limited(t, {}, (app) => { app.get('/x', { config: { rateLimit: { cost: 2 } } }, async () => 'ok') }), { message: /"GET \/x config.rateLimit.rate".*no rate/ })
   await t.rejects(limited(t, {}, (app) => { app.get('/x', { config: { rateLimit: { rate: '1/s', cost: 0 } } }, async () => 'ok') }), { message: /cost/ })
 })

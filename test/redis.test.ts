@@ -121,10 +121,10 @@ t.test('bad options fail at startup, naming the option', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ url: 'http://localhost' }, /url".*redis:\/\//],
     [{ url: 'redis://a', cluster: [{ port: 1 }] }, /only one of url, cluster/],
-    [{ cluster: [] }, /"options.cluster"/],
+    [{ cluster: [] }, /"redis.cluster"/],
     [{ sentinel: { sentinels: [], name: 'x' } }, /sentinel.sentinels/],
     [{ sentinel: { sentinels: [{ port: 1 }] } }, /sentinel.name/],
-    [{ client: {} }, /"options.client"/],
+    [{ client: {} }, /"redis.client"/],
     [{ url: 'redis://127.0.0.1:1', connectTimeout: 'soon' }, /connectTimeout/],
     [{ url: 'redis://127.0.0.1:1', commandTimeout: 0 }, /commandTimeout/],
     [{ url: 'redis://127.0.0.1:1', connections: { 'bad name': 'redis://x' } }, /connections.bad name/],

@@ -37,7 +37,7 @@ t.test('the core plugin and the cache are on by default; the rest only when give
 })
 
 t.test('bad suite options stop startup with an error naming them', async (t) => {
-  await t.rejects(async () => { await (await start(t, { caches: {} } as never)).ready() }, { code: 'FRS_INVALID_OPTION', message: /"caches"/ })
+  await t.rejects(async () => { await (await start(t, { caches: {} } as never)).ready() }, { code: 'FRS_INVALID_OPTION', message: /"suite.caches"/ })
   await t.rejects(async () => { await (await start(t, { cache: false, responseCache: true })).ready() }, { code: 'FRS_INVALID_OPTION', message: /"responseCache"/ })
   await t.rejects(async () => { await (await start(t, { otp: { secret: 'short' } })).ready() }, { code: 'FRS_INVALID_OPTION', message: /secret/ })
 })

@@ -166,7 +166,7 @@ export interface CreateCacheOptions extends CacheOptions {
 
 /** Builds the shared core of a cache on `client`. */
 export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptions): CacheCore {
-  const options = resolveCacheOptions(opts)
+  const options = resolveCacheOptions(opts, 'cache', ['keyspace', 'log', 'commandTimeout'])
   if (!(opts.keyspace instanceof Keyspace)) throw new InvalidOptionError('keyspace', 'expected a Keyspace from lib/keys.ts')
   const log = opts.log ?? { warn: (obj: object, msg: string) => console.warn(msg, obj) }
   const commandTimeout = opts.commandTimeout ?? 1000

@@ -4,7 +4,7 @@ import type { CacheCore, CacheEntry, CreateCacheOptions, EntryOptions, SetEntryO
 import { getOrSetEntry } from './loader.js'
 import type { Factory, GetOrSetOptions, LoadResult } from './loader.js'
 import type { NamespaceStats } from './stats.js'
-import { CacheUndefinedValueError, deleteByPattern, InvalidOptionError, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { CacheUndefinedValueError, checkKeys, deleteByPattern, InvalidOptionError, optionKeys, parseDuration, parsePositiveDuration } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { BufferedCounter, incrKeepTtl } from './counter.js'
 import { acquireLock, withLock } from './lock.js'
@@ -246,7 +246,10 @@ export class Cache extends CacheBase {
   }
 }
 
+const LOCK_KEYS = optionKeys<CacheLockOptions>({ ttl: true, wait: true })
+
 function lockOptions (opts: CacheLockOptions): { ttl: number, wait: number } {
+  checkKeys(opts, LOCK_KEYS, 'lock')
   return { ttl: parsePositiveDuration(opts.ttl ?? '10s', 'ttl'), wait: parseDuration(opts.wait ?? 0, 'wait') }
 }
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CacheBase, CacheEntry, EntryOptions } from './base.js'
-import { CacheFactoryTimeoutError, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { CacheFactoryTimeoutError, checkKeys, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { acquireLock } from './lock.js'
 import type { LockHandle } from './lock.js'
@@ -16,6 +16,8 @@ export interface GetOrSetOptions extends EntryOptions {
   /** When the factory fails and a stale value is at hand, serve it. @default true */
   staleIfError?: boolean
 }
+
+const LOCK_KEYS: readonly string[] = ['ttl', 'wait']
 
 /** What a factory may decide from its result. */
 export interface FactoryContext<T> {
@@ -87,6 +89,7 @@ async function loadValue<T> (cache: CacheBase, key: string | number, full: strin
   let lock: LockHandle | null | undefined
   if (opts.lock !== undefined && opts.lock !== false && read.state !== 'error') {
     const lo = typeof opts.lock === 'object' ? opts.lock : {}
+    checkKeys(lo, LOCK_KEYS, 'lock')
     const ttl = lo.ttl === undefined ? o.lockTtl : parsePositiveDuration(lo.ttl, 'lock.ttl')
     const lockKey = cache.keyspace.taggedKey([hashed(full)], 'lock')
     // undefined: Redis failed, compute without the lock (fail open); null: another instance holds it.

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Cluster, Redis } from 'ioredis'
-import { coreScripts, defineScripts, InvalidOptionError, LockTimeoutError } from '../core/index.js'
+import { checkKeys, coreScripts, defineScripts, InvalidOptionError, LockTimeoutError, optionKeys } from '../core/index.js'
 
 export interface LockOptions {
   /** Lock lifetime in ms (auto-expiry if the holder dies). */
@@ -21,6 +21,8 @@ export interface LockHandle {
   extend: (ttlMs?: number) => Promise<boolean>
 }
 
+const LOCK_KEYS = optionKeys<LockOptions>({ ttl: true, wait: true, retryDelay: true })
+
 interface ResolvedLockOptions { ttl: number, wait: number, retryDelay: number }
 
 function checkMs (value: unknown, name: string, min: number): number {
@@ -32,6 +34,7 @@ function checkMs (value: unknown, name: string, min: number): number {
 
 function resolveLockOptions (opts: LockOptions): ResolvedLockOptions {
   if (typeof opts !== 'object' || opts === null) throw new InvalidOptionError('lock', 'expected an options object with a ttl')
+  checkKeys(opts, LOCK_KEYS, 'lock')
   return {
     ttl: checkMs(opts.ttl, 'ttl', 1),
     wait: checkMs(opts.wait ?? 0, 'wait', 0),

@@ -1,4 +1,4 @@
-import { InvalidOptionError, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, parseDuration, parsePositiveDuration } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 
 export interface CacheOptions {
@@ -44,9 +44,18 @@ export interface ResolvedCacheOptions {
   warnInterval: number
 }
 
-/** Validates cache options and fills defaults; throws InvalidOptionError naming the option. */
-export function resolveCacheOptions (opts: CacheOptions = {}): ResolvedCacheOptions {
-  if (opts === null || typeof opts !== 'object') throw new InvalidOptionError('cache', 'expected an options object')
+/** The names of the cache options. */
+export const CACHE_OPTION_KEYS = optionKeys<CacheOptions>({
+  ttl: true, grace: true, maxTtl: true, compressThreshold: true, compression: true, factoryTimeout: true, lockTtl: true, lockWait: true, failureThreshold: true, circuitOpenFor: true, warnInterval: true
+})
+
+/**
+ * Validates cache options and fills defaults; throws InvalidOptionError naming the option.
+ * A key that is neither a cache option nor in `moreKeys` is refused as `${path}.key`.
+ */
+export function resolveCacheOptions (opts: CacheOptions = {}, path = 'cache', moreKeys: readonly string[] = []): ResolvedCacheOptions {
+  if (opts === null || typeof opts !== 'object') throw new InvalidOptionError(path, 'expected an options object')
+  checkKeys(opts, moreKeys.length === 0 ? CACHE_OPTION_KEYS : [...CACHE_OPTION_KEYS, ...moreKeys], path)
   const ttl = parsePositiveDuration(opts.ttl ?? '5m', 'ttl')
   const grace = parseDuration(opts.grace ?? 0, 'grace')
   const maxTtl = parsePositiveDuration(opts.maxTtl ?? '30d', 'maxTtl')

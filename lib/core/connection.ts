@@ -1,13 +1,17 @@
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterNode, ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
-import { InvalidOptionError, RedisUnreachableError } from './errors.js'
+import { InvalidOptionError, RedisUnreachableError, RedisVersionError } from './errors.js'
 import { coreScripts, defineScripts } from './scripts.js'
 import { isCluster, unusableClient } from './client.js'
+import { checkKeys, optionKeys } from './options.js'
 
 /** Where one connection goes. Give exactly one of `url`, `options`, `cluster`, `sentinel` or `client` (`url` may come with `options`). */
 export interface ConnectionConfig {
-  /** A `redis://` or `rediss://` URL (`redis://user:pass@host:6379/2`). */
-  url?: string
+  /**
+   * A `redis://` or `rediss://` URL (`redis://user:pass@host:6379/2`). `undefined` (an unset
+   * `process.env` variable) counts as not given. @default undefined
+   */
+  url?: string | undefined
   /** ioredis options (host, port, db, password, tls, …); merged over `url` and over the suite's safe defaults. */
   options?: RedisOptions
   /** Cluster startup nodes (`[{ host, port }]` or `'redis://host:port'` strings). */
@@ -52,15 +56,25 @@ export function safeRedisOptions (defaults: SafeDefaults): RedisOptions {
   }
 }
 
-/** Validates one connection's config and names it in any error (`connections.sessions.url`). */
+/** The keys of a connection's settings. */
+export const CONNECTION_KEYS = optionKeys<ConnectionConfig>({ url: true, options: true, cluster: true, clusterOptions: true, sentinel: true, client: true })
+const SENTINEL_KEYS = optionKeys<NonNullable<ConnectionConfig['sentinel']>>({ sentinels: true, name: true, options: true })
+
+/**
+ * Validates one connection's config and names it in any error (`redis.connections.sessions.url`).
+ * `undefined` (an unset environment variable) is refused: a connection needs somewhere to go.
+ */
 export function checkConnectionConfig (config: unknown, name: string): ConnectionConfig {
+  if (config === undefined) throw new InvalidOptionError(name, 'it is undefined (an unset environment variable?); give a redis:// URL or connection settings')
   if (typeof config === 'string') config = { url: config }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new InvalidOptionError(name, 'expected a URL string or an object with url, options, cluster, sentinel or client')
   }
+  checkKeys(config, CONNECTION_KEYS, name)
   const c = config as ConnectionConfig
   const given = (['url', 'cluster', 'sentinel', 'client'] as const).filter((k) => c[k] !== undefined)
   if (given.length > 1) throw new InvalidOptionError(name, `give only one of url, cluster, sentinel or client, not ${given.join(' and ')}`)
+  if (given.length === 0 && c.options === undefined) throw new InvalidOptionError(name, 'give one of url, options, cluster, sentinel or client (url is undefined: an unset environment variable?)')
   if (c.url !== undefined) {
     if (typeof c.url !== 'string' || !/^rediss?:\/\//.test(c.url)) throw new InvalidOptionError(`${name}.url`, `expected a redis:// or rediss:// URL, got ${JSON.stringify(redact(String(c.url)))}`)
     try { new URL(c.url) } catch { throw new InvalidOptionError(`${name}.url`, 'it is not a valid URL') } // eslint-disable-line no-new
@@ -69,6 +83,7 @@ export function checkConnectionConfig (config: unknown, name: string): Connectio
   if (c.sentinel !== undefined) {
     const s = c.sentinel
     if (s === null || typeof s !== 'object' || !Array.isArray(s.sentinels) || s.sentinels.length === 0) throw new InvalidOptionError(`${name}.sentinel.sentinels`, 'expected a non-empty array of { host, port }')
+    checkKeys(s, SENTINEL_KEYS, `${name}.sentinel`)
     if (typeof s.name !== 'string' || s.name === '') throw new InvalidOptionError(`${name}.sentinel.name`, 'expected the master group name')
   }
   if (c.client !== undefined) {
@@ -107,33 +122,99 @@ export function createConnection (name: string, config: ConnectionConfig, defaul
   return { name, client, address: describeClient(client), owned: true }
 }
 
+/** Socket errors that say the server cannot be reached as configured, rather than that it is slow. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'refused the connection (ECONNREFUSED)',
+  ENOTFOUND: 'cannot be resolved: no such host (ENOTFOUND)',
+  EHOSTUNREACH: 'cannot be reached: no route to host (EHOSTUNREACH)',
+  ENETUNREACH: 'cannot be reached: network unreachable (ENETUNREACH)'
+}
+
+/** How long startup keeps retrying a server that refused the connection (it may be starting too). */
+export const REFUSED_GRACE_MS = 1000
+
 /**
- * Connects and waits until the client is ready. When it is not ready within `timeoutMs`,
- * rejects with FRS_REDIS_UNREACHABLE naming the address (the last socket error is its cause).
+ * Connects, waits until the client is ready and checks the server version. Rejects with
+ * FRS_REDIS_UNREACHABLE naming the address (the last socket error is its cause) when the
+ * client is not ready within `timeoutMs`, or about a second after the server refused the
+ * connection or its host was not found; with FRS_REDIS_VERSION for a server older than
+ * {@link MIN_REDIS_VERSION}. After startup ioredis keeps reconnecting forever.
  */
 export async function waitReady (conn: ManagedConnection, timeoutMs: number): Promise<void> {
   const { client } = conn
   defineScripts(client, coreScripts)
-  if (client.status === 'ready') return
+  if (client.status !== 'ready') await connected(conn, timeoutMs)
+  await checkVersion(conn, timeoutMs)
+}
+
+async function connected (conn: ManagedConnection, timeoutMs: number): Promise<void> {
+  const { client } = conn
   let lastError: unknown
-  const onError = (err: unknown) => { lastError = err }
+  let onError: (err: unknown) => void = () => {}
   let onReady: () => void = () => {}
-  let timer: NodeJS.Timeout | undefined
-  client.on('error', onError)
+  const timers: NodeJS.Timeout[] = []
+  const started = Date.now()
   try {
     await new Promise<void>((resolve, reject) => {
       onReady = resolve
+      onError = (err) => {
+        lastError = err
+        const why = UNREACHABLE[(err as { code?: string } | null)?.code ?? '']
+        if (why === undefined || timers.length > 1) return
+        const left = Math.max(0, timeoutMs - (Date.now() - started))
+        if (left > REFUSED_GRACE_MS) timers.push(setTimeout(() => reject(new RedisUnreachableError(conn.name, conn.address, why, { cause: lastError })), REFUSED_GRACE_MS))
+      }
+      client.on('error', onError)
       client.once('ready', onReady)
-      timer = setTimeout(() => {
-        reject(new RedisUnreachableError(conn.name, conn.address, timeoutMs, { cause: lastError }))
-      }, timeoutMs)
+      timers.push(setTimeout(() => {
+        reject(new RedisUnreachableError(conn.name, conn.address, `was not ready within ${timeoutMs}ms`, { cause: lastError }))
+      }, timeoutMs))
       if (client.status === 'wait') client.connect().catch(onError)
     })
   } finally {
-    clearTimeout(timer)
+    for (const timer of timers) clearTimeout(timer)
     client.off('error', onError)
     client.off('ready', onReady)
   }
+}
+
+/**
+ * The oldest Redis the suite runs on: one-time link tokens are used up with GETDEL (6.2);
+ * every other command and script works from Redis 5 (scripts that read TIME before writing).
+ */
+export const MIN_REDIS_VERSION = '6.2.0'
+
+/**
+ * Asks every master (INFO server) for its version and refuses one older than
+ * {@link MIN_REDIS_VERSION}. When INFO is not allowed (ACL, a renamed command) or does not
+ * answer within `timeoutMs`, nothing is known and the check is skipped.
+ */
+async function checkVersion (conn: ManagedConnection, timeoutMs: number): Promise<void> {
+  const nodes: Redis[] = isCluster(conn.client) ? conn.client.nodes('master') : [conn.client]
+  for (const node of nodes) {
+    let timer: NodeJS.Timeout | undefined
+    const info = await Promise.race([
+      node.info('server'),
+      new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs) })
+    ]).catch(() => undefined).finally(() => clearTimeout(timer))
+    const version = typeof info === 'string' ? /^redis_version:([^\r\n]+)/m.exec(info)?.[1]?.trim() : undefined
+    if (version !== undefined && olderThan(version, MIN_REDIS_VERSION)) {
+      const address = isCluster(conn.client) ? `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}` : conn.address
+      throw new RedisVersionError(conn.name, address, version, MIN_REDIS_VERSION.replace(/\.0$/, ''))
+    }
+  }
+}
+
+/** True when dotted version `a` is before `b` (`'6.0.16'` before `'6.2.0'`); unparsable parts count as 0. */
+export function olderThan (a: string, b: string): boolean {
+  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0)
+  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0)
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? 0
+    const y = pb[i] ?? 0
+    if (x !== y) return x < y
+  }
+  return false
 }
 
 /** Closes an owned client: QUIT, and a hard disconnect when QUIT has not finished within `timeoutMs`. */

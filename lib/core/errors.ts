@@ -14,8 +14,11 @@ export const AlreadyRegisteredError = createError(
   'FRS_ALREADY_REGISTERED', 'fastify-redis-suite/redis is already registered on this instance: register the core plugin once and use named "connections" for more servers', 500)
 export const UnknownConnectionError = createError<[string, string]>(
   'FRS_UNKNOWN_CONNECTION', 'Unknown Redis connection "%s"; the core plugin has: %s', 500)
-export const RedisUnreachableError = createError<[string, string, number, { cause: unknown }?]>(
-  'FRS_REDIS_UNREACHABLE', 'Redis connection "%s" at %s was not ready within %dms', 500)
+/** The third argument says what happened: `was not ready within 5000ms`, `refused the connection (ECONNREFUSED)`. */
+export const RedisUnreachableError = createError<[string, string, string, { cause: unknown }?]>(
+  'FRS_REDIS_UNREACHABLE', 'Redis connection "%s" at %s %s', 500)
+export const RedisVersionError = createError<[string, string, string, string]>(
+  'FRS_REDIS_VERSION', 'Redis connection "%s" at %s runs Redis %s; fastify-redis-suite needs Redis >= %s (GETDEL)', 500)
 export const InvalidKeyPartError = createError<[string]>(
   'FRS_INVALID_KEY_PART', 'Invalid key part: %s', 500, TypeError)
 

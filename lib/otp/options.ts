@@ -1,9 +1,13 @@
-import { InvalidOptionError, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, parseDuration, parsePositiveDuration, REGISTER_KEYS } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 
 export interface OtpOptions {
-  /** Server secret (at least 32 characters) that keys the HMAC of every code and of subjects in keys. Required. */
-  secret: string
+  /**
+   * Server secret (at least 32 characters) that keys the HMAC of every code and of subjects in
+   * keys. Required: it may come straight from `process.env`, and `undefined` stops startup with
+   * an error naming it. @default none (required)
+   */
+  secret: string | undefined
   /** Named connection of the core plugin. @default the default connection */
   connection?: string
   /** Key namespace, to keep several apps apart on one Redis. @default 'default' */
@@ -43,13 +47,19 @@ export interface ResolvedOtpOptions {
   maxTokenTtl: number
 }
 
+const OTP_KEYS = [...REGISTER_KEYS, ...optionKeys<OtpOptions>({
+  secret: true, connection: true, namespace: true, codeLength: true, codeTtl: true, maxAttempts: true, resendCooldown: true, dailyCap: true, lockAfter: true, lockFor: true, tokenTtl: true, maxTokenTtl: true
+})]
+
 /** NIST SP 800-63B and OWASP: a one-time code is short-lived. */
 export const MAX_CODE_TTL = 600_000
 
 /** Validates the plugin's options, naming the option in any error, and fills defaults. */
 export function resolveOtpOptions (opts: OtpOptions): Readonly<ResolvedOtpOptions> {
   if (opts === null || typeof opts !== 'object') throw new InvalidOptionError('secret', 'the otp plugin needs options with a secret')
+  checkKeys(opts, OTP_KEYS, 'otp')
   const { secret } = opts
+  if (secret === undefined) throw new InvalidOptionError('secret', 'it is undefined (an unset environment variable such as OTP_SECRET?); a string of at least 32 characters is required')
   if (typeof secret !== 'string' || secret.length < 32) {
     throw new InvalidOptionError('secret', 'a string of at least 32 characters is required (e.g. 32 random bytes in base64)')
   }

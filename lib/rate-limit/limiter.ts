@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import { Batcher, defineScripts, InvalidOptionError, parseRate } from '../core/index.js'
+import { Batcher, checkKeys, defineScripts, InvalidOptionError, optionKeys, parseRate } from '../core/index.js'
 import type { Rate } from '../core/index.js'
 import { limiterScripts } from './scripts.js'
 
@@ -73,6 +73,7 @@ export interface LimiterOptions {
 
 const ALGORITHMS: Record<Algorithm, string> = { gcra: 'g', 'fixed-window': 'f', 'sliding-window': 's' }
 const POLICY_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+const NAMED_RATE_KEYS = optionKeys<NamedRate>({ name: true, rate: true, algorithm: true, burst: true })
 
 /** True for a known algorithm name. */
 export function isAlgorithm (value: unknown): value is Algorithm {
@@ -89,6 +90,7 @@ export function resolvePolicies (spec: unknown, defaults: PolicyDefaults, option
   return list.map((item, i) => {
     const at = typeof spec === 'string' ? option : `${option}[${i}]`
     if (item === null || typeof item !== 'object') throw new InvalidOptionError(at, 'expected { name, rate, algorithm?, burst? }')
+    if (typeof spec !== 'string') checkKeys(item, NAMED_RATE_KEYS, at)
     if (typeof item.name !== 'string' || !POLICY_NAME.test(item.name)) throw new InvalidOptionError(`${at}.name`, 'expected 1 to 64 letters, digits, "_", "-" or "."')
     if (seen.has(item.name)) throw new InvalidOptionError(`${at}.name`, `the name "${item.name}" is used twice`)
     seen.add(item.name)

@@ -1,6 +1,6 @@
 // Options of the response cache, validated once at registration (plugin) or at route
 // registration (route config), with every default in one place.
-import { InvalidOptionError, parseDuration } from '../core/index.js'
+import { checkKeys, InvalidOptionError, optionKeys, parseDuration, REGISTER_KEYS } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { DEFAULT_KEPT_HEADERS } from './http.js'
 
@@ -112,8 +112,17 @@ function bool (value: unknown, name: string, fallback: boolean): boolean {
   return value
 }
 
+const PLUGIN_KEYS = [...REGISTER_KEYS, ...optionKeys<ResponseCacheOptions>({
+  ttl: true, staleWhileRevalidate: true, statuses: true, vary: true, headers: true, sessionCookies: true, user: true, lock: true, lockTtl: true, lockWait: true, bufferStreams: true
+})]
+const ROUTE_KEYS = optionKeys<RouteCacheConfig>({
+  ttl: true, staleWhileRevalidate: true, vary: true, perUser: true, key: true, tags: true, statuses: true, bufferStreams: true, lock: true
+})
+const INVALIDATION_KEYS = optionKeys<RouteInvalidation>({ tags: true })
+
 /** Validates the plugin options and fills the defaults. */
 export function resolveResponseCacheOptions (opts: ResponseCacheOptions): ResolvedResponseCacheOptions {
+  checkKeys(opts, PLUGIN_KEYS, 'responseCache')
   if (opts.user !== undefined && typeof opts.user !== 'function') throw new InvalidOptionError('user', 'expected a function (request) => user id')
   return Object.freeze({
     ttl: parseDuration(opts.ttl ?? '1m', 'ttl'),
@@ -134,6 +143,7 @@ export function resolveResponseCacheOptions (opts: ResponseCacheOptions): Resolv
 export function resolveRouteCache (config: RouteCacheConfig | true, plugin: ResolvedResponseCacheOptions, name: string): ResolvedRouteCache {
   const c: RouteCacheConfig = config === true ? {} : config
   if (c === null || typeof c !== 'object') throw new InvalidOptionError(name, 'expected an object, true or false')
+  checkKeys(c, ROUTE_KEYS, name)
   const perUser = c.perUser ?? false
   if (typeof perUser !== 'boolean' && typeof perUser !== 'function') throw new InvalidOptionError(`${name}.perUser`, 'expected true, false or a function')
   if (c.key !== undefined && typeof c.key !== 'function') throw new InvalidOptionError(`${name}.key`, 'expected a function (request) => string')
@@ -162,6 +172,16 @@ export function resolveRouteCache (config: RouteCacheConfig | true, plugin: Reso
       return credentials ? undefined : null
     }
   })
+}
+
+/** Validates one route's `config.invalidates`. `name` prefixes errors. */
+export function checkRouteInvalidation (inv: unknown, name: string): RouteInvalidation {
+  const i = inv as RouteInvalidation
+  if (i === null || typeof i !== 'object' || (typeof i.tags !== 'function' && !Array.isArray(i.tags))) {
+    throw new InvalidOptionError(name, 'expected { tags: string[] | (request, reply) => string[] }')
+  }
+  checkKeys(i, INVALIDATION_KEYS, name)
+  return i
 }
 
 function hasCookie (header: string | string[] | undefined, names: readonly string[]): boolean {
