@@ -1,6 +1,7 @@
 // Startup of the core plugin: unreachable servers fail fast with one line naming the
 // connection, connectTimeout fits in Fastify's pluginTimeout, and old servers are refused.
 import t from 'tap'
+import type { Test } from 'tap'
 import Fastify from 'fastify'
 import { connect, createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
@@ -21,7 +22,7 @@ async function startup (opts: RedisPluginOptions, fastifyOpts: { pluginTimeout?:
   return { app, err, elapsed }
 }
 
-t.test('a refused connection fails startup within about a second, in one line naming the connection and host:port', async (t) => {
+t.test('a refused connection fails startup within about a second, in one line naming the connection and host:port; a server up within that second is used', async (t) => {
   const port = await freePort()
   const { app, err, elapsed } = await startup({ url: `redis://127.0.0.1:${port}`, connectTimeout: '8s', connections: {} })
   t.teardown(() => app.close())
@@ -29,25 +30,11 @@ t.test('a refused connection fails startup within about a second, in one line na
   t.equal(err?.message, `Redis connection "default" at 127.0.0.1:${port} refused the connection (ECONNREFUSED)`)
   t.equal(err?.cause?.code, 'ECONNREFUSED')
   t.ok(elapsed < 2000, `failed after ${elapsed}ms, not after connectTimeout (8s)`)
+  if (!clusterMode) await lateServer(t)
 })
 
-t.test('a refused named connection is named', async (t) => {
-  const port = await freePort()
-  const { app, err, elapsed } = await startup({ ...redis.connection, connectTimeout: '8s', connections: { sessions: `redis://127.0.0.1:${port}/2` } })
-  t.teardown(() => app.close())
-  t.match(err, { code: 'FRS_REDIS_UNREACHABLE', message: `"sessions" at 127.0.0.1:${port} refused` })
-  t.ok(elapsed < 2000, `failed after ${elapsed}ms`)
-})
-
-t.test('an unknown host fails startup within about a second', async (t) => {
-  const { app, err, elapsed } = await startup({ url: 'redis://frs-no-such-host.invalid:6390', connectTimeout: '8s' })
-  t.teardown(() => app.close())
-  t.equal(err?.code, 'FRS_REDIS_UNREACHABLE')
-  t.match(err?.message, /^Redis connection "default" at frs-no-such-host\.invalid:6390 cannot be resolved: no such host \(ENOTFOUND\)$/)
-  t.ok(elapsed < 2500, `failed after ${elapsed}ms, not after connectTimeout (8s)`)
-})
-
-t.test('a server that starts listening within the second after a refusal is connected to', { skip: clusterMode }, async (t) => {
+// A server that starts listening within the second after a refusal is connected to.
+async function lateServer (t: Test): Promise<void> {
   const target = new URL(redis.connection.url as string)
   const port = await freePort()
   const sockets = new Set<Socket>()
@@ -67,6 +54,22 @@ t.test('a server that starts listening within the second after a refusal is conn
   t.teardown(() => app.close())
   t.equal(err, null)
   t.equal(await app.redis.ping(), 'PONG')
+}
+
+t.test('a refused named connection is named', async (t) => {
+  const port = await freePort()
+  const { app, err, elapsed } = await startup({ ...redis.connection, connectTimeout: '8s', connections: { sessions: `redis://127.0.0.1:${port}/2` } })
+  t.teardown(() => app.close())
+  t.match(err, { code: 'FRS_REDIS_UNREACHABLE', message: `"sessions" at 127.0.0.1:${port} refused` })
+  t.ok(elapsed < 2000, `failed after ${elapsed}ms`)
+})
+
+t.test('an unknown host fails startup within about a second', async (t) => {
+  const { app, err, elapsed } = await startup({ url: 'redis://frs-no-such-host.invalid:6390', connectTimeout: '8s' })
+  t.teardown(() => app.close())
+  t.equal(err?.code, 'FRS_REDIS_UNREACHABLE')
+  t.match(err?.message, /^Redis connection "default" at frs-no-such-host\.invalid:6390 cannot be resolved: no such host \(ENOTFOUND\)$/)
+  t.ok(elapsed < 2500, `failed after ${elapsed}ms, not after connectTimeout (8s)`)
 })
 
 t.test("connectTimeout must be shorter than Fastify's pluginTimeout", { skip: clusterMode }, async (t) => {
