@@ -2,8 +2,8 @@
 // ioredis (or iovalkey) `Redis` or `Cluster`, with or without Fastify.
 
 // keys, durations, errors, values
-export { Keyspace, hashed, escapeGlob, escapePart } from './core/index.js'
-export type { KeyPart, HashedPart, KeyspaceOptions } from './core/index.js'
+export { Keyspace, hashed, escapeGlob, escapePart, keyGlob } from './core/index.js'
+export type { KeyPart, HashedPart, KeyGlob, KeyspaceOptions } from './core/index.js'
 export { parseDuration, parseRate } from './core/index.js'
 export type { Duration, DurationUnit, Rate, ParsedRate } from './core/index.js'
 export { errors } from './core/index.js'

@@ -4,6 +4,7 @@ import { buildApp } from './fixtures/app.js'
 import { rawClient, testRedis } from './fixtures/redis.js'
 import { cacheApp, eventually, noKeyWithoutTtl } from './fixtures/cache.js'
 import cachePlugin from '../plugins/cache.js'
+import { fillLockKey } from '../lib/cache/loader.js'
 
 const redis = await testRedis()
 const raw = rawClient(redis)
@@ -52,7 +53,7 @@ t.test('lock waiters compute themselves when the holder takes longer than the wa
   let release = (): void => {}
   const gate = new Promise<void>((resolve) => { release = resolve })
   const slow = a.cache.getOrSet('k', async () => { await gate; return 'slow' }, { lock: true })
-  await eventually(async () => (await raw.exists(a.cache.keyspace.taggedKey([{ hashed: a.cache.key('k') }], 'lock'))) === 1)
+  await eventually(async () => (await raw.exists(fillLockKey(a.cache, a.cache.key('k')))) === 1)
   const started = Date.now()
   const fast = await b.cache.getOrSetEntry('k', () => 'fast', { lock: { wait: 200 } })
   t.equal(fast.value, 'fast')
@@ -90,7 +91,7 @@ t.test('a failed factory is not cached, releases its lock, and the next caller r
   t.ok(results.every((r) => r.status === 'rejected' && (r.reason as Error).message === 'source down'), 'every waiting caller gets the error')
   t.equal(calls, 1, 'shared by single-flight')
   t.equal(await app.cache.get('k'), undefined, 'nothing cached')
-  t.equal(await raw.exists(app.cache.keyspace.taggedKey([{ hashed: app.cache.key('k') }], 'lock')), 0, 'the lock is released')
+  t.equal(await raw.exists(fillLockKey(app.cache, app.cache.key('k'))), 0, 'the lock is released')
   t.equal(await app.cache.getOrSet('k', () => 'ok', { lock: true }), 'ok', 'the next caller computes at once')
   t.equal(await app.cache.get('k'), 'ok')
 })

@@ -49,8 +49,13 @@ export interface CacheCore {
   /** Buffered counters to flush on close. */
   readonly counters: Set<BufferedCounter>
   readonly options: ResolvedCacheOptions
-  /** The keyspace of the root namespace; generation keys live in it. */
+  /** The keyspace of the root namespace; generation keys live in its reserved part. */
   readonly keyspace: Keyspace
+  /**
+   * Counts the writes and invalidations this process has finished. getOrSet joins a running
+   * call of this process only when none finished since it started (read-your-writes).
+   */
+  readonly writes: { count: number }
 }
 
 /** The operations of one namespace. The public class `Cache` adds getOrSet, locks and counters. */
@@ -71,15 +76,24 @@ export class CacheBase {
     this.namespaceStats = core.stats.of(name)
   }
 
-  /** A generation key; they all share one hash tag, so one script bumps or reads them all. */
+  /**
+   * A generation key; they all share one hash tag, so one script bumps or reads them all.
+   * They live in the reserved part of the keyspace, which no `deletePattern` reaches.
+   */
   genKey (kind: 'n' | 't', name: string): string {
     if (typeof name !== 'string' || name === '') throw new InvalidOptionError('tags', 'a tag is a non-empty string')
-    return this.core.keyspace.taggedKey([this.core.keyspace.prefix, 'gen'], kind, name)
+    return this.core.keyspace.reservedKey([this.core.keyspace.prefix, 'gen'], kind, name)
   }
 
-  /** The full Redis key of a cache key. */
+  /** The full Redis key of a cache key: escaped, never a digest, so that patterns match it at any length. */
   key (key: string | number): string {
-    return this.keyspace.key(key)
+    return this.keyspace.fullKey(key)
+  }
+
+  /** Records that a write or invalidation of this process finished (see CacheCore.writes). */
+  wrote<T> (result: T): T {
+    this.core.writes.count++
+    return result
   }
 
   /** Runs a Redis call under the circuit breaker; a failure counts as an error and yields `fallback`. */
@@ -146,7 +160,8 @@ export class CacheBase {
     const payloads = values.map((v) => this.core.codec.encode(v, bare))
     // '' means now.
     if (opts.since !== undefined && !/^\d*$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')
-    return this.guard('write', () => this.core.store.write(fullKeys, payloads, { ttl, grace, basis: opts.since ?? '', gens, nx }), 0)
+    const maxTtl = this.core.options.maxTtl
+    return this.wrote(await this.guard('write', () => this.core.store.write(fullKeys, payloads, { ttl, grace, basis: opts.since ?? '', gens, nx, maxTtl }), 0))
   }
 
   /** A nested namespace's generation key for `invalidateAll()`. */
@@ -183,6 +198,7 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
     flights: new SingleFlight(),
     counters: new Set<BufferedCounter>(),
     options,
-    keyspace: opts.keyspace
+    keyspace: opts.keyspace,
+    writes: { count: 0 }
   })
 }

@@ -5,7 +5,7 @@ import { getOrSetEntry } from './loader.js'
 import type { Factory, GetOrSetOptions, LoadResult } from './loader.js'
 import type { NamespaceStats } from './stats.js'
 import { CacheUndefinedValueError, checkKeys, deleteByPattern, InvalidOptionError, optionKeys, parseDuration, parsePositiveDuration } from '../core/index.js'
-import type { Duration } from '../core/index.js'
+import type { Duration, KeyGlob } from '../core/index.js'
 import { BufferedCounter, incrKeepTtl } from './counter.js'
 import { acquireLock, withLock } from './lock.js'
 import type { LockHandle } from './lock.js'
@@ -104,33 +104,40 @@ export class Cache extends CacheBase {
   /** Deletes keys; how many existed (0 when Redis failed). */
   deleteMany (keys: ReadonlyArray<string | number>): Promise<number> {
     const full = keys.map((k) => this.key(k))
-    return this.guard('delete', () => this.core.store.delete(full), 0)
+    return this.guard('delete', () => this.core.store.delete(full), 0).then((n) => this.wrote(n))
   }
 
   /** Milliseconds the value stays fresh; -1 without a TTL; -2 missing (or Redis failed). */
   ttl (key: string | number): Promise<number> {
     const full = this.key(key)
-    return this.guard('ttl', () => this.core.store.expire(full, 'ttl', '', 0), -2)
+    return this.guard('ttl', () => this.core.store.expire(full, 'ttl', '', 0, this.core.options.maxTtl), -2)
   }
 
-  /** Sets a new fresh lifetime (the entry's grace is added on top); false when the key is missing. */
+  /**
+   * Sets a new fresh lifetime (the entry's grace is added on top); false when the key is
+   * missing. An entry never lives past `maxTtl` after its value was computed, the life of the
+   * invalidation records, so the lifetime is cut there.
+   */
   async expire (key: string | number, ttl: Duration): Promise<boolean> {
     const ms = parsePositiveDuration(ttl, 'ttl')
     const full = this.key(key)
-    return (await this.guard('expire', () => this.core.store.expire(full, 'expire', ms, ms), 0)) === 1
+    return (await this.guard('expire', () => this.core.store.expire(full, 'expire', ms, ms, this.core.options.maxTtl), 0)) === 1
   }
 
-  /** Renews the lifetime: `ttl`, or the entry's own ttl (the cache's default for a counter). */
+  /** Renews the lifetime: `ttl`, or the entry's own ttl (the cache's default for a counter); cut as in {@link expire}. */
   async touch (key: string | number, ttl?: Duration): Promise<boolean> {
     const ms = ttl === undefined ? '' : parsePositiveDuration(ttl, 'ttl')
     const full = this.key(key)
-    return (await this.guard('touch', () => this.core.store.expire(full, 'touch', ms, this.core.options.ttl), 0)) === 1
+    return (await this.guard('touch', () => this.core.store.expire(full, 'touch', ms, this.core.options.ttl, this.core.options.maxTtl), 0)) === 1
   }
 
-  /** Removes the TTL (you asked for a key that lives forever: tags and invalidateAll still reach it until `maxTtl` after their last use). */
+  /**
+   * A counter loses its TTL. An entry lives on until `maxTtl` after its value was computed,
+   * the longest any entry lives: past that, no invalidation record could reach it.
+   */
   async persist (key: string | number): Promise<boolean> {
     const full = this.key(key)
-    return (await this.guard('persist', () => this.core.store.expire(full, 'persist', '', 0), 0)) === 1
+    return (await this.guard('persist', () => this.core.store.expire(full, 'persist', '', 0, this.core.options.maxTtl), 0)) === 1
   }
 
   /** Every entry tagged with one of `tags`, in every namespace, misses from now on, on every instance. O(tags). */
@@ -138,12 +145,12 @@ export class Cache extends CacheBase {
     if (!Array.isArray(tags)) throw new InvalidOptionError('tags', 'expected an array of strings')
     if (tags.length === 0) return true
     const gens = [...new Set(tags)].map((t) => this.genKey('t', t))
-    return this.guard('invalidateTags', async () => { await this.core.store.bump(gens, this.core.options.maxTtl); return true }, false)
+    return this.wrote(await this.guard('invalidateTags', async () => { await this.core.store.bump(gens, this.core.options.maxTtl); return true }, false))
   }
 
   /** Every entry of this namespace (and of its nested namespaces) misses from now on. O(1). */
-  invalidateAll (): Promise<boolean> {
-    return this.guard('invalidateAll', async () => { await this.core.store.bump([this.namespaceGen], this.core.options.maxTtl); return true }, false)
+  async invalidateAll (): Promise<boolean> {
+    return this.wrote(await this.guard('invalidateAll', async () => { await this.core.store.bump([this.namespaceGen], this.core.options.maxTtl); return true }, false))
   }
 
   /** The cached value, or the factory's (cached): see {@link getOrSetEntry}. */
@@ -217,13 +224,14 @@ export class Cache extends CacheBase {
   }
 
   /**
-   * Deletes this namespace's keys whose key matches `glob` (`*` is the only wildcard; every
-   * other character matches itself): SCAN on every master, UNLINK in batches. Resolves how
-   * many were deleted (0 when Redis failed).
+   * Deletes this namespace's entries and counters whose key matches `glob` (`*` is the only
+   * wildcard; every other character matches itself; build it with `keyGlob` to put user
+   * input in literally): SCAN on every master, UNLINK in batches. Invalidation records and
+   * locks are never matched. Resolves how many were deleted (0 when Redis failed).
    */
-  deletePattern (glob: string): Promise<number> {
+  async deletePattern (glob: string | KeyGlob): Promise<number> {
     const pattern = this.keyspace.pattern(glob)
-    return this.guard('deletePattern', () => deleteByPattern(this.core.client, pattern), 0, Infinity)
+    return this.wrote(await this.guard('deletePattern', () => deleteByPattern(this.core.client, pattern), 0, Infinity))
   }
 
   /** A token lock named `name` in this namespace; null when not acquired within `wait`. Rejects when Redis fails (a lock never fails open). */
@@ -236,8 +244,10 @@ export class Cache extends CacheBase {
     return withLock(this.core.client, this.#lockKey(name), lockOptions(opts), fn)
   }
 
+  // In the reserved part of the keyspace, so that no deletePattern removes a held lock.
   #lockKey (name: string): string {
-    return this.keyspace.taggedKey([name], 'lock')
+    if (typeof name !== 'string' || name === '') throw new InvalidOptionError('name', 'a lock name is a non-empty string')
+    return this.keyspace.reservedKey(['lock', name])
   }
 
   /** Hits, misses, stale hits and errors of every namespace of this cache. */

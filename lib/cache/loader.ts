@@ -67,7 +67,10 @@ export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factor
 
 function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions): Promise<LoadResult<T>> {
   const full = cache.key(key)
-  return cache.core.flights.run(full, () => cache.readEntries<T>([full], false, opts.tags).then(([read]) => {
+  // A call joins a running one only when no write or invalidation of this process finished
+  // since that one started: a caller after `await invalidateTags()` never gets a value that
+  // was read or computed before it.
+  return cache.core.flights.run(cache.core.writes.count + '\n' + full, () => cache.readEntries<T>([full], false, opts.tags).then(([read]) => {
     const r = read as CacheEntry<T>
     if (r.state === 'fresh') return found(r)
     if (r.state === 'stale') {
@@ -91,13 +94,13 @@ async function loadValue<T> (cache: CacheBase, key: string | number, full: strin
     const lo = typeof opts.lock === 'object' ? opts.lock : {}
     checkKeys(lo, LOCK_KEYS, 'lock')
     const ttl = lo.ttl === undefined ? o.lockTtl : parsePositiveDuration(lo.ttl, 'lock.ttl')
-    const lockKey = cache.keyspace.taggedKey([hashed(full)], 'lock')
+    const lockKey = fillLockKey(cache, full)
     // undefined: Redis failed, compute without the lock (fail open); null: another instance holds it.
     lock = await cache.guard('lock', () => acquireLock(cache.core.client, lockKey, { ttl }), undefined)
     if (lock === null) {
       if (read.state === 'stale') return found(read)
       const wait = lo.wait === undefined ? o.lockWait : parseDuration(lo.wait, 'lock.wait')
-      const value = await waitForValue<T>(cache, full, wait)
+      const value = await waitForValue<T>(cache, full, lockKey, wait)
       if (value !== undefined) return value
     } else if (lock !== undefined) {
       // The previous holder may have written the value just before we got the lock.
@@ -141,14 +144,34 @@ async function compute<T> (cache: CacheBase, key: string | number, full: string,
   return { value, state: 'miss' }
 }
 
-async function waitForValue<T> (cache: CacheBase, full: string, wait: number): Promise<LoadResult<T> | undefined> {
+/** The key of the lock under which one instance computes `full` (`lock: true`); reserved, so no deletePattern removes it. */
+export function fillLockKey (cache: CacheBase, full: string): string {
+  return cache.keyspace.reservedKey(['fill', hashed(full)])
+}
+
+/**
+ * Waits for the lock holder's value. The holder deletes the lock when its factory ends, with
+ * or without a value (a throw, a timeout, `ctx.skip()`): a lock that is gone with no value
+ * behind it ends the wait at once. Polling with a growing step (10 ms to 50 ms) needs no
+ * other connection; a notification channel would need a subscriber on every Cluster node.
+ */
+async function waitForValue<T> (cache: CacheBase, full: string, lockKey: string, wait: number): Promise<LoadResult<T> | undefined> {
   const deadline = Date.now() + wait
-  const step = Math.max(5, Math.min(50, Math.floor(wait / 10)))
+  let step = 10
   while (Date.now() < deadline) {
-    await sleep(Math.round(step * (0.5 + Math.random())))
-    const [e] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+    await sleep(Math.min(Math.max(1, deadline - Date.now()), Math.round(step * (0.5 + Math.random()))))
+    step = Math.min(50, step * 2)
+    const [[e], held] = await Promise.all([
+      cache.readEntries<T>([full], false) as Promise<[CacheEntry<T>]>,
+      cache.guard('lock', () => cache.core.client.exists(lockKey), 1)
+    ])
     if (e.state === 'fresh') return found(e)
     if (e.state === 'error') return undefined
+    if (held === 0) {
+      // The holder may have written its value between the two reads: look once more.
+      const [again] = await cache.readEntries<T>([full], false) as [CacheEntry<T>]
+      return again.state === 'fresh' ? found(again) : undefined
+    }
   }
   return undefined
 }

@@ -4,7 +4,7 @@ import { cacheScripts } from './scripts.js'
 
 type DecodeError = InstanceType<typeof CacheCorruptValueError>
 
-/** The metadata of an entry, as its header holds it (see lib/scripts/cache.ts). */
+/** The metadata of an entry, as its header holds it (see lib/cache/scripts.ts). */
 export interface EntryMeta {
   /** Redis time (ms) of the write. */
   storedAt: number
@@ -33,13 +33,19 @@ export interface ReadResult {
   items: Array<StoredItem | null | DecodeError>
 }
 
-export interface WriteOptions { ttl: number, grace: number, basis: string, gens: readonly string[], nx: boolean }
+export interface WriteOptions { ttl: number, grace: number, basis: string, gens: readonly string[], nx: boolean, maxTtl: number }
 
 const NEWLINE = 0x0a
+const HEADER = 0x46 // 'F'
+const OLD_HEADER = 0x45 // 'E': an entry of the old key layout, which reads as invalid (lib/cache/scripts.ts)
 
-/** Splits an entry into header and payload. Throws CacheCorruptValueError for a malformed header. */
-export function parseItem (raw: Buffer, pttl: number): StoredItem {
-  if (raw[0] !== 0x45) return { payload: raw, meta: null, pttl }
+/**
+ * Splits an entry into header and payload; null for an entry of the old layout. Throws
+ * CacheCorruptValueError for a malformed header.
+ */
+export function parseItem (raw: Buffer, pttl: number): StoredItem | null {
+  if (raw[0] === OLD_HEADER) return null
+  if (raw[0] !== HEADER) return { payload: raw, meta: null, pttl }
   const nl = raw.indexOf(NEWLINE)
   const fields = nl < 0 ? [] : raw.toString('latin1', 1, nl).split(' ')
   const [storedAt, ttl, grace, basis] = fields.slice(0, 4).map((f) => Number(f))
@@ -119,7 +125,7 @@ export class CacheStore {
   /** Writes one payload per key with one header; returns how many were written. */
   async write (keys: readonly string[], payloads: readonly Buffer[], opts: WriteOptions): Promise<number> {
     if (opts.nx && this.#cluster) return this.#addCluster(keys, payloads, opts)
-    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), opts.nx ? 'NX' : '']
+    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), opts.nx ? 'NX' : '', opts.maxTtl]
     if (!this.#cluster || keys.length === 1) return this.#client.frsCacheSet(keys.length, ...keys, ...args, ...payloads)
     const counts = await Promise.all(keys.map((key, i) => this.#client.frsCacheSet(1, key, ...args, payloads[i] as Buffer)))
     return counts.reduce((a, b) => a + b, 0)
@@ -129,7 +135,7 @@ export class CacheStore {
   // write where the read found nothing valid and nothing newer was written since.
   async #addCluster (keys: readonly string[], payloads: readonly Buffer[], opts: WriteOptions): Promise<number> {
     const read = await this.read(keys, opts.gens)
-    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), 'B' + read.now]
+    const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), 'B' + read.now, opts.maxTtl]
     const counts = await Promise.all(keys.map((key, i) => {
       const item = read.items[i]
       if (item !== null && !(item instanceof Error)) return 0
@@ -138,9 +144,13 @@ export class CacheStore {
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  /** Marks every entry that depends on `gens` invalid; all of them must share one hash tag. */
-  async bump (gens: readonly string[], keepMs: number): Promise<void> {
-    await this.#client.frsCacheBump(gens.length, ...gens, keepMs)
+  /**
+   * Marks every entry that depends on `gens` invalid; all of them must share one hash tag.
+   * The records live maxTtl, the longest any entry lives past its basis, plus a margin for
+   * the clocks of a Cluster's nodes (entries are capped by their own node's clock).
+   */
+  async bump (gens: readonly string[], maxTtl: number): Promise<void> {
+    await this.#client.frsCacheBump(gens.length, ...gens, maxTtl + Math.min(60_000, Math.ceil(maxTtl / 10)))
   }
 
   /** Deletes keys; returns how many existed. */
@@ -152,12 +162,12 @@ export class CacheStore {
   }
 
   /** TTL operations that account for an entry's grace (see frsCacheExpire). */
-  expire (key: string, mode: 'ttl' | 'expire' | 'touch' | 'persist', ms: number | '', fallbackMs: number): Promise<number> {
-    return this.#client.frsCacheExpire(key, mode, ms, fallbackMs)
+  expire (key: string, mode: 'ttl' | 'expire' | 'touch' | 'persist', ms: number | '', fallbackMs: number, maxTtl: number): Promise<number> {
+    return this.#client.frsCacheExpire(key, mode, ms, fallbackMs, maxTtl)
   }
 }
 
-function safeParse (raw: Buffer, pttl: number): StoredItem | DecodeError {
+function safeParse (raw: Buffer, pttl: number): StoredItem | null | DecodeError {
   try {
     return parseItem(raw, pttl)
   } catch (err) {

@@ -12,6 +12,8 @@ const DEFLATE = 0x7a // 'z': the next byte is the inner format, then deflate-raw
 const BROTLI = 0x79 // 'y': the same with brotli
 
 const INTEGER = /^-?(?:0|[1-9]\d*)$/
+// With the u flag a surrogate pair is one code point: only a lone surrogate is in category Cs.
+const LONE_SURROGATE = /\p{Cs}/u
 
 export interface CodecOptions {
   /** Payloads of at least this many bytes are compressed; `false` never compresses. @default 1024 */
@@ -39,7 +41,9 @@ export class Codec {
     if (bareIntegers && typeof value === 'number' && Number.isSafeInteger(value) && !Object.is(value, -0)) return Buffer.from(String(value))
     let format: number
     let payload: Buffer
-    if (typeof value === 'string') {
+    // A string with a lone surrogate has no UTF-8 form (it would come back with U+FFFD): JSON
+    // escapes it as \uXXXX, so it goes the JSON way and round-trips.
+    if (typeof value === 'string' && !LONE_SURROGATE.test(value)) {
       format = STRING
       payload = Buffer.from(value)
     } else if (Buffer.isBuffer(value)) {
@@ -130,7 +134,9 @@ function toPlain (value: unknown, path: Path, paths: Path[]): unknown {
     const pairs = Object.entries(obj).filter(([, v]) => v !== undefined).map(([k, v], i) => [k, toPlain(v, [...path, 'v', i, 1], paths) ?? null])
     return tag('O', pairs, path, paths)
   }
-  const out: Record<string, unknown> = {}
+  // No prototype, so that an own "__proto__" key is an ordinary property (on a plain object
+  // the assignment would set the prototype, and JSON.stringify would drop the key).
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   for (const key of Object.keys(obj)) {
     const v = toPlain(obj[key], [...path, key], paths)
     if (v !== undefined) out[key] = v

@@ -34,22 +34,56 @@ export function hashed (value: string | number): HashedPart {
 
 /** Escapes one part so that different part lists never produce one key. */
 export function escapePart (part: KeyPart): string {
+  return escapeOne(part, true)
+}
+
+function escapeOne (part: KeyPart, digestLong: boolean): string {
   if (typeof part === 'object' && part !== null && typeof part.hashed === 'string') return digest(part.hashed)
   if (typeof part === 'number') {
     if (!Number.isFinite(part)) throw new InvalidKeyPartError(`the number ${part}`)
     return escapeString(String(part))
   }
   if (typeof part !== 'string') throw new InvalidKeyPartError(`a value of type ${typeof part}`)
-  if (part.length > MAX_PART_LENGTH) return digest(part)
+  if (digestLong && part.length > MAX_PART_LENGTH) return digest(part)
   return escapeString(part)
+}
+
+/**
+ * A glob whose literal text is kept apart from its wildcards, built with the {@link keyGlob}
+ * template tag: the pieces between wildcards match only themselves, whatever they hold.
+ */
+export interface KeyGlob { readonly literals: readonly string[] }
+
+/**
+ * A glob for `Keyspace.pattern()` and `cache.deletePattern()` in which user input stays
+ * literal: a `*` written in the template is a wildcard, and every interpolated value (even
+ * one holding `*`) matches only itself. `keyGlob\`user:${input}*\``.
+ */
+export function keyGlob (strings: TemplateStringsArray, ...values: Array<string | number>): KeyGlob {
+  const literals: string[] = ['']
+  strings.forEach((text, i) => {
+    const pieces = text.split('*')
+    literals[literals.length - 1] += pieces[0] as string
+    for (const piece of pieces.slice(1)) literals.push(piece)
+    if (i < values.length) {
+      const value = values[i]
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new InvalidKeyPartError(`a pattern value of type ${typeof value}`)
+      literals[literals.length - 1] += String(value)
+    }
+  })
+  return Object.freeze({ literals: Object.freeze(literals) })
 }
 
 /**
  * Escapes a user's glob for SCAN MATCH: `*` stays a wildcard, every other character
  * (including `?`, `[`, `]` and `\`) matches only itself.
  */
-export function escapeGlob (glob: string): string {
-  if (typeof glob !== 'string' || glob.length === 0) throw new InvalidKeyPartError('a pattern must be a non-empty string')
+export function escapeGlob (glob: string | KeyGlob): string {
+  if (typeof glob === 'object' && glob !== null && Array.isArray(glob.literals)) {
+    if (glob.literals.join('') === '' && glob.literals.length === 1) throw new InvalidKeyPartError('a pattern must not be empty')
+    return glob.literals.map(escapeString).join('*')
+  }
+  if (typeof glob !== 'string' || glob.length === 0) throw new InvalidKeyPartError('a pattern must be a non-empty string or a keyGlob`…`')
   return glob.split('*').map(escapeString).join('*')
 }
 
@@ -104,6 +138,28 @@ export class Keyspace {
   }
 
   /**
+   * A key whose parts are escaped but never replaced by a digest, however long: a
+   * `pattern()` matches it as it matches a short one. For keys that patterns must reach.
+   */
+  fullKey (...parts: Array<string | number>): string {
+    if (parts.length === 0) throw new InvalidKeyPartError('a key needs at least one part')
+    return this.base + parts.map((p) => escapeOne(p, false)).join(':')
+  }
+
+  /**
+   * A key of the feature's own records (invalidation records, locks):
+   * `{prefix}:{feature}:{tag…}:{namespace}:v{version}:{parts…}`. The hash tag stands where a
+   * namespace stands in every other key, and an escaped namespace never holds a brace, so no
+   * `pattern()` of any namespace of this feature reaches it.
+   */
+  reservedKey (tag: KeyPart[], ...parts: KeyPart[]): string {
+    if (tag.length === 0) throw new InvalidKeyPartError('a hash tag needs at least one part')
+    let key = `${this.prefix}:${this.feature}:{${tag.map(escapePart).join(':')}}:${this.namespace}:v${this.version}`
+    for (const part of parts) key += ':' + escapePart(part)
+    return key
+  }
+
+  /**
    * A key whose `tag` parts form its Cluster hash tag: keys with the same tag land on one
    * slot, so that one script may touch them together.
    */
@@ -127,8 +183,11 @@ export class Keyspace {
     }
   }
 
-  /** A SCAN MATCH pattern for keys of this keyspace whose first part matches `glob`. */
-  pattern (glob = '*'): string {
+  /**
+   * A SCAN MATCH pattern for keys of this keyspace whose parts match `glob`: in a string, `*`
+   * is the only wildcard; put user input in with {@link keyGlob} so that it stays literal.
+   */
+  pattern (glob: string | KeyGlob = '*'): string {
     return this.base + escapeGlob(glob)
   }
 
