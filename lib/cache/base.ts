@@ -155,8 +155,9 @@ export class CacheBase {
     const tags = opts.tags ?? []
     if (!Array.isArray(tags)) throw new InvalidOptionError('tags', 'expected an array of strings')
     const gens = [...this.gens, ...tags.map((t) => this.genKey('t', t))]
-    // An integer is stored bare (a counter INCR can change) unless it needs a header for tags or grace.
-    const bare = tags.length === 0 && grace === 0
+    // An integer is stored bare (a counter INCR can change) unless it needs a header for tags or
+    // grace, or was computed from a read (getOrSet, setEntry): invalidations must reach it.
+    const bare = tags.length === 0 && grace === 0 && opts.since === undefined
     const payloads = values.map((v) => this.core.codec.encode(v, bare))
     // '' means now.
     if (opts.since !== undefined && !/^\d*$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')

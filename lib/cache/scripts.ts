@@ -100,7 +100,7 @@ return out`
     name: 'frsCacheSet',
     // KEYS the entries (on a Cluster: one key a call)
     // ARGV[1] ttl ms, ARGV[2] grace ms (the key lives ttl + grace, within the horizon)
-    // ARGV[3] basis µs, or '' for now
+    // ARGV[3] basis µs, or '' for now; with a basis, an entry of a later basis is kept
     // ARGV[4] generation keys separated by spaces, or ''
     // ARGV[5] 'NX' to write only where no valid entry is, 'B<µs>' likewise on a Cluster (see below), else ''
     // ARGV[6] maxTtl ms: an entry lives at most this long after its basis (an older basis writes nothing)
@@ -122,8 +122,13 @@ for i, key in ipairs(KEYS) do
   local b = string.byte(payload, 1)
   local bare = b == 45 or (b >= 48 and b <= 57)
   local free = px > 0 or bare
+  local old = free and (ARGV[5] ~= '' or ARGV[3] ~= '') and redis.call('GET', key)
+  if old and ARGV[3] ~= '' and string.byte(old, 1) == 70 then
+    -- a value computed from an older read never replaces one computed from a newer read
+    local ob = tonumber(string.match(old, '^F%d+ %d+ %d+ (%d+)') or '')
+    if ob and ob > tonumber(basis) then free = false end
+  end
   if free and ARGV[5] ~= '' then
-    local old = redis.call('GET', key)
     if old and ARGV[5] == 'NX' then
       free = invalid(old) == 1
     elseif old and string.byte(old, 1) ~= 69 then
