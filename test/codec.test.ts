@@ -69,3 +69,16 @@ t.test('foreign or corrupt bytes throw FRS_CACHE_CORRUPT, never anything else', 
   ]
   for (const bytes of bad) t.throws(() => codec.decode(bytes), { code: 'FRS_CACHE_CORRUPT' }, `corrupt ${bytes.toString('hex')}`)
 })
+
+t.test('lone surrogates and own __proto__ keys round-trip exactly', async (t) => {
+  for (const s of ['\ud800', 'a\udc00b', '\ud83d\ude00', 'x'.repeat(2000) + '\ud800']) {
+    t.equal(codec.decode(codec.encode(s)), s, `string of ${s.length} chars`)
+  }
+  t.equal(codec.encode('\ud83d\ude00')[0], 0x73, 'a well-formed string keeps the string format')
+  const obj = JSON.parse('{"__proto__": {"admin": true}, "m": 1}') as Record<string, unknown>
+  const back = codec.decode(codec.encode({ obj, list: [obj], map: new Map([['k', obj]]) })) as { obj: object, list: object[], map: Map<string, object> }
+  for (const o of [back.obj, back.list[0], back.map.get('k')]) {
+    t.ok(Object.hasOwn(o as object, '__proto__'), 'an own key')
+    t.equal(Object.getPrototypeOf(o), Object.prototype, 'not a prototype')
+  }
+})

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes, randomInt } from 'node:crypto'
-import { Keyspace, MAX_PART_LENGTH, escapeGlob, escapePart, hashed } from '../lib/core/keys.js'
+import { Keyspace, MAX_PART_LENGTH, escapeGlob, escapePart, hashed, keyGlob } from '../lib/core/keys.js'
 import type { KeyPart } from '../lib/core/keys.js'
 
 const ks = new Keyspace({ prefix: 'app', feature: 'cache', namespace: 'feed', version: 3 })
@@ -96,4 +96,32 @@ t.test('bad parts and options', async (t) => {
   t.throws(() => new Keyspace({ feature: 'x', prefix: '{x}' }), { code: 'FRS_INVALID_OPTION', message: /"prefix"/ })
   t.throws(() => new Keyspace({ feature: 'x', version: -1 }), { code: 'FRS_INVALID_OPTION', message: /"version"/ })
   t.throws(() => new Keyspace({ feature: 'x', version: 1.5 }), { code: 'FRS_INVALID_OPTION' })
+})
+
+/** SCAN MATCH semantics for our patterns: `*` is the only glob character left unescaped. */
+function matches (pattern: string, key: string): boolean {
+  return new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 's').test(key)
+}
+
+t.test('reserved keys: no pattern of any namespace reaches them; full keys are never digests', async (t) => {
+  const reserved = [ks.reservedKey(['app', 'gen'], 't', 'draft'), ks.reservedKey(['lock', 'job']), ks.with({ namespace: 'other' }).reservedKey(['fill', hashed('x')])]
+  t.equal(reserved[0], 'app:cache:{app:gen}:feed:v3:t:draft')
+  for (let i = 0; i < 300; i++) {
+    const ns = i % 3 === 0 ? 'feed' : randomBytes(randomInt(1, 8)).toString('latin1')
+    const glob = ['*', '*gen*', '*lock*', '{*', '*draft', '*}*'][i % 6] as string
+    const pattern = ks.with({ namespace: ns }).pattern(glob)
+    for (const key of reserved) t.notOk(matches(pattern, key), `${pattern} does not match ${key}`, { diagnostic: false })
+  }
+  const long = 'q:42:' + 'x'.repeat(MAX_PART_LENGTH * 2)
+  t.equal(ks.fullKey(long), ks.base + 'q%3A42%3A' + 'x'.repeat(MAX_PART_LENGTH * 2))
+  t.ok(matches(ks.pattern('q:42:*'), ks.fullKey(long)), 'a pattern matches a full key of any length')
+})
+
+t.test('keyGlob: wildcards from the template, literal values', async (t) => {
+  t.equal(ks.pattern(keyGlob`user:${'a*b'}*`), 'app:cache:feed:v3:user%3Aa%2Ab*')
+  t.equal(ks.pattern(keyGlob`*:${7}:${'?'}`), 'app:cache:feed:v3:*%3A7%3A%3F')
+  t.ok(matches(ks.pattern(keyGlob`user:${'*'}*`), ks.key('user:*x')))
+  t.notOk(matches(ks.pattern(keyGlob`user:${'*'}*`), ks.key('user:x')))
+  t.throws(() => keyGlob`${{} as string}`, { code: 'FRS_INVALID_KEY_PART' })
+  t.throws(() => ks.pattern(keyGlob``), { code: 'FRS_INVALID_KEY_PART' })
 })
