@@ -1,53 +1,13 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Cluster, Redis } from 'ioredis'
-import { AlreadyRegisteredError, checkConnectionConfig, checkHealth, checkKeys, closeConnection, coalesceWrites, CONNECTION_KEYS, createConnection, InvalidOptionError, Keyspace, optionKeys, parsePositiveDuration, REGISTER_KEYS, UnknownConnectionError, waitReady } from '../lib/core/index.js'
-import type { ConnectionConfig, Duration, HealthReport, ManagedConnection } from '../lib/core/index.js'
+import { AlreadyRegisteredError, openPool, resolvePoolOptions } from '../lib/core/index.js'
+import type { HealthReport, PoolCore, PoolOptions } from '../lib/core/index.js'
 
-export interface RedisPluginOptions extends ConnectionConfig {
-  /**
-   * Further connections by name, for split databases: `{ sessions: 'redis://…/2' }`.
-   * Feature plugins take `connection: 'sessions'`; without it they use the default connection.
-   * A value may come straight from the environment (`process.env.REDIS_SESSIONS_URL`);
-   * `undefined` stops startup with an error naming the connection.
-   * @default {}
-   */
-  connections?: Record<string, string | ConnectionConfig | undefined>
-  /** First segment of every key the suite writes. @default 'frs' */
-  prefix?: string
-  /**
-   * How long startup waits for each connection to be ready before it fails (a refused
-   * connection or an unknown host fails after about a second). Must be shorter than
-   * Fastify's `pluginTimeout` (10 s by default). @default '5s'
-   */
-  connectTimeout?: Duration
-  /** How long any command may wait for its reply (ioredis `commandTimeout`); not applied to adopted clients. @default '1s' */
-  commandTimeout?: Duration
-  /** How long `close()` waits for QUIT before it disconnects. @default '2s' */
-  closeTimeout?: Duration
-  /**
-   * Send the commands of one event-loop turn in one socket write (cork until the turn ends),
-   * as node-redis does: fewer syscalls under load, at the price of a command waiting for the
-   * rest of its turn. Not applied to adopted clients. @default true
-   */
-  coalesceWrites?: boolean
-  /** Serve `redisHealth()` on a GET route: `true` for `/health/redis`, or a path. Off, since it tells about your servers. @default false */
-  healthRoute?: boolean | string
-}
-
+/** The options of the `redis` plugin: where to connect, named connections, timeouts. */
+export type RedisPluginOptions = PoolOptions
 /** What feature plugins share: settings and the way to reach a connection. */
-export interface RedisSuiteCore {
-  /** The key prefix of the suite. */
-  readonly prefix: string
-  /** The command timeout in milliseconds. */
-  readonly commandTimeout: number
-  /** Names of every connection, `default` first. */
-  readonly connectionNames: readonly string[]
-  /** A keyspace of this prefix for one feature. */
-  keyspace: (feature: string, namespace?: string) => Keyspace
-  /** Adds a section to `redisHealth()` output (a feature's stats). */
-  addHealthSection: (name: string, report: () => unknown) => void
-}
+export type RedisSuiteCore = PoolCore
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -62,127 +22,24 @@ declare module 'fastify' {
   }
 }
 
-interface ResolvedOptions {
-  connections: Array<[string, ConnectionConfig]>
-  prefix: string
-  connectTimeout: number
-  commandTimeout: number
-  closeTimeout: number
-  healthRoute: string | false
-  coalesceWrites: boolean
-}
-
-const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/
-const KEYS = [...CONNECTION_KEYS, ...REGISTER_KEYS, ...optionKeys<Omit<RedisPluginOptions, keyof ConnectionConfig>>({
-  connections: true, prefix: true, connectTimeout: true, commandTimeout: true, closeTimeout: true, coalesceWrites: true, healthRoute: true
-})]
-
-function resolveOptions (opts: RedisPluginOptions, pluginTimeout: number): ResolvedOptions {
-  checkKeys(opts, KEYS, 'redis')
-  const { connections = {}, prefix = 'frs', connectTimeout = '5s', commandTimeout = '1s', closeTimeout = '2s', healthRoute = false, coalesceWrites = true } = opts
-  const main: ConnectionConfig = { url: opts.url, options: opts.options, cluster: opts.cluster, clusterOptions: opts.clusterOptions, sentinel: opts.sentinel, client: opts.client }
-  const hasMain = (['url', 'options', 'cluster', 'sentinel', 'client'] as const).some((k) => main[k] !== undefined)
-  const defaultConfig = checkConnectionConfig(hasMain ? main : { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, hasMain ? 'redis' : 'REDIS_URL')
-  if (connections === null || typeof connections !== 'object' || Array.isArray(connections)) throw new InvalidOptionError('redis.connections', 'expected an object of name → URL or connection settings')
-  const list: Array<[string, ConnectionConfig]> = [['default', defaultConfig]]
-  for (const [name, config] of Object.entries(connections)) {
-    if (!NAME.test(name) || name === 'default') throw new InvalidOptionError(`redis.connections.${name}`, 'a name starts with a letter, has letters, digits, "_" or "-", and is not "default"')
-    list.push([name, checkConnectionConfig(config, `redis.connections.${name}`)])
-  }
-  // Validate the prefix the same way every keyspace will.
-  new Keyspace({ prefix, feature: 'core' }) // eslint-disable-line no-new
-  if (typeof coalesceWrites !== 'boolean') throw new InvalidOptionError('redis.coalesceWrites', 'expected a boolean')
-  if (healthRoute !== false && healthRoute !== true && (typeof healthRoute !== 'string' || !healthRoute.startsWith('/'))) {
-    throw new InvalidOptionError('redis.healthRoute', 'expected true, false or a path starting with "/"')
-  }
-  const connectMs = parsePositiveDuration(connectTimeout, 'redis.connectTimeout')
-  // Fastify gives each plugin pluginTimeout to load (0: no limit); a longer wait would end in
-  // AVV_ERR_PLUGIN_EXEC_TIMEOUT, which names neither Redis nor the option to change.
-  if (pluginTimeout > 0 && connectMs >= pluginTimeout) {
-    throw new InvalidOptionError('redis.connectTimeout', `${connectMs}ms is not shorter than Fastify's pluginTimeout (${pluginTimeout}ms), so startup would time out first; lower connectTimeout or raise Fastify({ pluginTimeout })`)
-  }
-  return Object.freeze({
-    connections: list,
-    prefix,
-    connectTimeout: connectMs,
-    commandTimeout: parsePositiveDuration(commandTimeout, 'redis.commandTimeout'),
-    closeTimeout: parsePositiveDuration(closeTimeout, 'redis.closeTimeout'),
-    healthRoute: healthRoute === true ? '/health/redis' : healthRoute,
-    coalesceWrites
-  })
-}
-
 const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, opts) => {
   if (fastify.hasDecorator('redis') || fastify.hasDecorator('redisConnection')) throw new AlreadyRegisteredError()
-  const options = resolveOptions(opts, fastify.initialConfig.pluginTimeout ?? 10_000)
-  const defaults = { commandTimeout: options.commandTimeout, connectTimeout: options.connectTimeout }
-  const conns = new Map<string, ManagedConnection>()
-  for (const [name, config] of options.connections) {
-    const conn = createConnection(name, config, defaults)
-    if (options.coalesceWrites && conn.owned) coalesceWrites(conn.client)
-    conns.set(name, conn)
-  }
+  const options = resolvePoolOptions(opts, fastify.initialConfig.pluginTimeout ?? 10_000)
+  const pool = await openPool(options, fastify.log)
 
-  const results = await Promise.allSettled([...conns.values()].map((c) => waitReady(c, options.connectTimeout)))
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failed !== undefined) {
-    await Promise.all([...conns.values()].map((c) => closeConnection(c, 0)))
-    throw failed.reason
-  }
-  for (const conn of conns.values()) {
-    if (conn.owned) watchErrors(fastify, conn)
-  }
-
-  const sections = new Map<string, () => unknown>()
-  const names = Object.freeze([...conns.keys()])
-  const redisConnection = (name = 'default'): Redis | Cluster => {
-    const conn = conns.get(name)
-    if (conn === undefined) throw new UnknownConnectionError(name, names.join(', '))
-    return conn.client
-  }
-  const redisHealth = async (): Promise<HealthReport> => {
-    const entries = await Promise.all([...conns].map(async ([name, c]) => [name, await checkHealth(c.client)] as const))
-    const report: HealthReport = { ok: entries.every(([, h]) => h.ok), connections: Object.fromEntries(entries) }
-    for (const [name, fn] of sections) report[name] = fn()
-    return report
-  }
-
-  fastify.decorate<Redis | Cluster>('redis', redisConnection())
-  fastify.decorate('redisConnection', redisConnection)
-  fastify.decorate('redisHealth', redisHealth)
-  fastify.decorate('redisSuite', Object.freeze({
-    prefix: options.prefix,
-    commandTimeout: options.commandTimeout,
-    connectionNames: names,
-    keyspace: (feature: string, namespace?: string) => new Keyspace({ prefix: options.prefix, feature, namespace }),
-    addHealthSection: (name: string, report: () => unknown) => {
-      if (name === 'ok' || name === 'connections' || sections.has(name)) throw new InvalidOptionError('addHealthSection', `the section "${name}" is taken`)
-      sections.set(name, report)
-    }
-  }))
+  fastify.decorate<Redis | Cluster>('redis', pool.connection())
+  fastify.decorate('redisConnection', pool.connection)
+  fastify.decorate('redisHealth', pool.health)
+  fastify.decorate('redisSuite', pool.core)
 
   if (options.healthRoute !== false) {
     fastify.get(options.healthRoute, async (_request, reply) => {
-      const report = await redisHealth()
+      const report = await pool.health()
       return reply.code(report.ok ? 200 : 503).send(report)
     })
   }
 
-  fastify.addHook('onClose', async () => {
-    await Promise.all([...conns.values()].map((c) => closeConnection(c, options.closeTimeout)))
-  })
-}
-
-// ioredis emits 'error' on every failed reconnect; an unhandled one would crash the process.
-// Swallow them into a warning (at most one per 10 s per connection) and let ioredis reconnect.
-function watchErrors (fastify: FastifyInstance, conn: ManagedConnection): void {
-  let last = 0
-  conn.client.on('error', (err: Error) => {
-    const now = Date.now()
-    if (now - last < 10_000) return
-    last = now
-    fastify.log.warn({ err, connection: conn.name, address: conn.address }, 'redis connection error; reconnecting')
-  })
+  fastify.addHook('onClose', () => pool.close())
 }
 
 export default fp(redisPlugin, { name: 'fastify-redis-suite/redis', fastify: '5.x' })
