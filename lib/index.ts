@@ -11,8 +11,8 @@ export { Codec } from './core/index.js'
 export type { CodecOptions } from './core/index.js'
 
 // connections and health
-export { safeRedisOptions, checkHealth, deleteByPattern } from './core/index.js'
-export type { RedisClient, SafeDefaults, HealthReport, ConnectionHealth, NodeHealth, DeleteByPatternOptions } from './core/index.js'
+export { openPool, resolvePoolOptions, safeRedisOptions, checkHealth, deleteByPattern } from './core/index.js'
+export type { ConnectionConfig, ConnectionPool, PoolCore, PoolOptions, RedisClient, SafeDefaults, HealthReport, ConnectionHealth, NodeHealth, DeleteByPatternOptions } from './core/index.js'
 
 // cache toolkit, locks, counters
 export { Cache, createCache, acquireLock, withLock, incrKeepTtl, BufferedCounter } from './cache/index.js'

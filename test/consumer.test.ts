@@ -27,7 +27,7 @@ interface Seen {
   cache: [string, string, number]
   limited: number[]
   session: { login: number, cookie: boolean, me: string | null }
-  tools: { value: unknown, duration: number, hasErrors: string }
+  tools: { value: unknown, duration: number, hasErrors: string, pong: string }
   deepImport: string
 }
 
@@ -78,7 +78,7 @@ t.test('the packed tarball, installed into a consumer project', { skip: clusterM
         t.same(seen.cache, ['MISS', 'HIT', 1], `${kind}: cached route computed once`)
         t.same(seen.limited, [200, 200, 429], `${kind}: the third request of 2/minute is refused`)
         t.same(seen.session, { login: 200, cookie: true, me: 'u1' }, `${kind}: the session carries the login`)
-        t.same(seen.tools, { value: { at: 1 }, duration: 120_000, hasErrors: 'function' }, `${kind}: fastify-redis-suite/core works`)
+        t.same(seen.tools, { value: { at: 1 }, duration: 120_000, hasErrors: 'function', pong: 'PONG' }, `${kind}: fastify-redis-suite/core works`)
         t.equal(seen.deepImport, 'ERR_PACKAGE_PATH_NOT_EXPORTED', 'nothing under lib/ is importable by accident')
       }
 
