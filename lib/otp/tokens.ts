@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
-import { defineScripts, hashed, InvalidOptionError, parsePositiveDuration } from '../core/index.js'
+import { hashed, InvalidOptionError, parsePositiveDuration } from '../core/index.js'
 import type { Duration, Keyspace } from '../core/index.js'
 import { guard, subjectPart } from './common.js'
 import type { OtpLogger } from './common.js'
 import { checkPurpose, checkSubject } from './options.js'
 import type { ResolvedOtpOptions } from './options.js'
-import { otpScripts } from './scripts.js'
 
 export interface CreateTokenInput {
   /** What the link is for, e.g. `'password-reset'`, `'verify-email'`, `'magic-link'`. */
@@ -48,8 +47,7 @@ export class OtpTokens {
   readonly #log: OtpLogger | undefined
 
   constructor (client: Redis | Cluster, keys: Keyspace, options: Readonly<ResolvedOtpOptions>, log?: OtpLogger) {
-    this.#client = client
-    defineScripts(client, otpScripts)
+    this.#client = client // Otp, which builds this, has defined the scripts on it
     this.#keys = keys
     this.#options = options
     this.#log = log
