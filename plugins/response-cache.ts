@@ -44,7 +44,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
     if (config?.invalidates !== undefined) {
       const inv = checkRouteInvalidation(config.invalidates, routeOptionPath(route.method, route.url, 'config.invalidates'))
       route.onSend = [...[route.onSend ?? []].flat(), async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-        await engine.afterMutation(inv, request, reply, reply.statusCode, request.log)
+        await engine.afterMutation(inv, request, reply, reply.statusCode)
         return payload
       }]
     }
@@ -54,7 +54,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
     if (!methods.every((m) => m === 'GET' || m === 'HEAD')) throw new InvalidOptionError(name, 'only GET routes (and their HEAD) can be cached')
     const resolved = resolveRouteCache(config.cache, options, name)
     route.preHandler = [...[route.preHandler ?? []].flat(), async (request: FastifyRequest, reply: FastifyReply) => {
-      const begin = await engine.begin(request, resolved, request.log)
+      const begin = await engine.begin(request, resolved)
       if (begin.headers !== undefined) reply.headers(begin.headers)
       if (begin.action === 'serve') return reply.code(begin.status).send(begin.body)
       if (begin.ticket !== undefined) (request as WithTicket)[kTicket] = begin.ticket
@@ -62,12 +62,12 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
     route.onSend = [...[route.onSend ?? []].flat(), async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
       const ticket = (request as WithTicket)[kTicket]
       if (ticket === undefined) return payload
-      const captured = await engine.capture(ticket, request, { status: reply.statusCode, headers: reply.getHeaders(), payload }, request.log)
+      const captured = await engine.capture(ticket, request, { status: reply.statusCode, headers: reply.getHeaders(), payload })
       reply.headers(captured.headers)
       return captured.payload
     }]
     route.onResponse = [...[route.onResponse ?? []].flat(), async (request: FastifyRequest) => {
-      engine.settle((request as WithTicket)[kTicket], null, request.log)
+      engine.settle((request as WithTicket)[kTicket], null)
     }]
   })
 }

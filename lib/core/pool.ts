@@ -13,6 +13,7 @@ import { checkHealth } from './health.js'
 import type { HealthReport } from './health.js'
 import { Keyspace } from './keys.js'
 import { checkKeys, optionKeys, REGISTER_KEYS } from './options.js'
+import { throttledWarn } from './throttle.js'
 
 /** The options of the shared connections (the `redis` plugin's options). */
 export interface PoolOptions extends ConnectionConfig {
@@ -199,11 +200,6 @@ export async function openPool (options: ResolvedPoolOptions, log: WarnLogger): 
 // ioredis emits 'error' on every failed reconnect; an unhandled one would crash the process.
 // Swallow them into a warning (at most one per 10 s per connection) and let ioredis reconnect.
 function watchErrors (log: WarnLogger, conn: ManagedConnection): void {
-  let last = 0
-  conn.client.on('error', (err: Error) => {
-    const now = Date.now()
-    if (now - last < 10_000) return
-    last = now
-    log.warn({ err, connection: conn.name, address: conn.address }, 'redis connection error; reconnecting')
-  })
+  const warn = throttledWarn(log)
+  conn.client.on('error', (err: Error) => warn({ err, connection: conn.name, address: conn.address }, 'redis connection error; reconnecting'))
 }

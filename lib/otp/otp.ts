@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Duration, Keyspace } from '../core/index.js'
-import { defineScripts, OtpRateLimitedError } from '../core/index.js'
+import { defineScripts, OtpRateLimitedError, throttledWarn } from '../core/index.js'
 import { guard, mac, retryAfterSeconds, subjectPart } from './common.js'
 import type { OtpLogger } from './common.js'
 import { checkCodeLength, checkCodeTtl, checkInteger, checkPurpose, checkSubject } from './options.js'
@@ -59,8 +59,9 @@ export class Otp {
     defineScripts(client, otpScripts)
     this.#keys = keys
     this.#options = options
-    this.#log = log
-    this.#tokens = new OtpTokens(client, keys, options, log)
+    // Redis failures repeat on every request during an outage: one warning per 10 s.
+    this.#log = log === undefined ? undefined : { debug: (obj, msg) => log.debug(obj, msg), warn: throttledWarn(log) }
+    this.#tokens = new OtpTokens(client, keys, options, this.#log)
   }
 
   /**

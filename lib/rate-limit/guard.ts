@@ -3,7 +3,7 @@
 // 503 when Redis fails and the policy is to fail closed). A door (a Fastify hook, an Express
 // middleware) asks `check()` and applies the verdict; it holds no rules of its own.
 import { BlockList, isIP } from 'node:net'
-import { checkKeys, hashed, InvalidOptionError, optionKeys, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError, REGISTER_KEYS } from '../core/index.js'
+import { checkKeys, hashed, InvalidOptionError, optionKeys, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError, REGISTER_KEYS, throttledWarn } from '../core/index.js'
 import type { Duration, Keyspace, WarnLogger } from '../core/index.js'
 import { createRateLimitApi } from './api.js'
 import type { RateLimitApi } from './api.js'
@@ -188,7 +188,7 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
     this.options = o.options
     this.#limiter = o.limiter
     this.#keyspace = o.keyspace
-    this.#logFailure = throttledWarn(o.log, o.options.failClosed)
+    this.#logFailure = failureLog(o.log, o.options.failClosed)
     this.api = createRateLimitApi(o.limiter, (key) => o.keyspace.taggedKey(['k', key]), o.options.failClosed, this.#logFailure)
   }
 
@@ -238,12 +238,8 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
 }
 
 // A Redis outage fails every request; one warning per 10 s says so without flooding the log.
-function throttledWarn (log: WarnLogger, failClosed: boolean): (err: unknown) => void {
-  let last = 0
-  return (err) => {
-    const now = Date.now()
-    if (now - last < 10_000) return
-    last = now
-    log.warn({ err }, failClosed ? 'rate limiter: Redis failed; refusing requests with 503' : 'rate limiter: Redis failed; letting requests through unlimited')
-  }
+function failureLog (log: WarnLogger, failClosed: boolean): (err: unknown) => void {
+  const warn = throttledWarn(log)
+  const msg = failClosed ? 'rate limiter: Redis failed; refusing requests with 503' : 'rate limiter: Redis failed; letting requests through unlimited'
+  return (err) => warn({ err }, msg)
 }

@@ -5,6 +5,7 @@
 // before its handler and `capture()` with the handler's response, and applies the answers.
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
+import { throttledWarn } from '../core/index.js'
 import type { WarnLogger } from '../core/index.js'
 import { encodingClass, entryKey, ifNoneMatchMatches, keptHeaders, normalizeQuery, pathOf, strongEtag, uncacheableReason } from './http.js'
 import type { ResponseEntry } from './http.js'
@@ -45,14 +46,14 @@ export interface ResponseCacheEngineOptions {
   store: ResponseStore
   /** Sends a GET through the app (for a stale-while-revalidate refresh) with these headers. */
   replay: (url: string, headers: Record<string, string>) => Promise<unknown>
-  /** For failures outside any request (a background refresh). */
+  /** Where Redis failures are logged: at most one line per 10 s, with the count of those left out. */
   log: WarnLogger
 }
 
 export class ResponseCacheEngine {
   readonly #store: ResponseStore
   readonly #replay: ResponseCacheEngineOptions['replay']
-  readonly #log: WarnLogger
+  readonly #warn: (obj: object, msg: string) => void
   // One handler run per key in this process; the others wait for its entry.
   readonly #inflight = new Map<string, Promise<ResponseEntry | null>>()
   readonly #refreshing = new Set<string>()
@@ -62,7 +63,7 @@ export class ResponseCacheEngine {
   constructor (o: ResponseCacheEngineOptions) {
     this.#store = o.store
     this.#replay = o.replay
-    this.#log = o.log
+    this.#warn = throttledWarn(o.log)
   }
 
   invalidateUrl (path: string): Promise<void> { return this.#store.invalidateUrl(pathOf(path)) }
@@ -72,13 +73,13 @@ export class ResponseCacheEngine {
    * What a mutating route does after it answered: a 2xx invalidates the route's tags (a
    * failure is logged; the response is already decided).
    */
-  async afterMutation<Req, Reply> (inv: RouteInvalidation, request: Req, reply: Reply, status: number, log: WarnLogger): Promise<void> {
+  async afterMutation<Req, Reply> (inv: RouteInvalidation, request: Req, reply: Reply, status: number): Promise<void> {
     if (status < 200 || status >= 300) return
     const tags = typeof inv.tags === 'function' ? await inv.tags(request, reply) : inv.tags
-    if (tags.length > 0) await this.#store.invalidateTags(tags).catch((err: unknown) => log.warn({ err }, 'response cache: invalidation failed'))
+    if (tags.length > 0) await this.#store.invalidateTags(tags).catch((err: unknown) => this.#warn({ err }, 'response cache: invalidation failed'))
   }
 
-  async begin (request: EngineRequest, route: ResolvedRouteCache, log: WarnLogger): Promise<Begin> {
+  async begin (request: EngineRequest, route: ResolvedRouteCache): Promise<Begin> {
     const identity = route.identify(request)
     if (identity === undefined) return { action: 'run', headers: { 'x-cache': 'BYPASS' } } // credentials on a route that does not key by user
     const path = pathOf(request.url)
@@ -93,7 +94,7 @@ export class ResponseCacheEngine {
       this.#startFill(ticket)
       return { action: 'run', ticket }
     }
-    const found = await this.#store.get(key).catch((err: unknown) => { log.warn({ err }, 'response cache unavailable; serving without it') })
+    const found = await this.#store.get(key).catch((err: unknown) => { this.#warn({ err }, 'response cache unavailable; serving without it') })
     if (found === undefined) return { action: 'run', headers: { 'x-cache': 'BYPASS' } }
     ticket.readAt = found.readAt
     if (found.entry !== undefined) {
@@ -113,7 +114,7 @@ export class ResponseCacheEngine {
     if (got !== 'filled') return { action: 'run', ticket }
     const after = await this.#store.get(key).catch(() => undefined)
     if (after?.entry === undefined) return { action: 'run', ticket }
-    this.settle(ticket, after.entry, log)
+    this.settle(ticket, after.entry)
     return this.#serve(request, after.entry, 'HIT', ticket)
   }
 
@@ -121,7 +122,7 @@ export class ResponseCacheEngine {
    * Stores the handler's response when it may be stored; resolves the payload to send (a
    * buffered stream becomes its bytes) and the headers to add (X-Cache, Age, ETag, Cache-Control).
    */
-  async capture (ticket: Ticket, request: EngineRequest, response: HandlerResponse, log: WarnLogger): Promise<{ payload: unknown, headers: HeaderSet }> {
+  async capture (ticket: Ticket, request: EngineRequest, response: HandlerResponse): Promise<{ payload: unknown, headers: HeaderSet }> {
     if (ticket.fill === undefined) return { payload: response.payload, headers: {} }
     const { payload } = response
     let reason = request.method === 'HEAD' ? 'HEAD' : uncacheableReason(response.status, ticket.route.statuses, response.headers, ticket.shared ? [] : ticket.route.sessionCookies)
@@ -130,7 +131,7 @@ export class ResponseCacheEngine {
     else if (payload instanceof Readable && ticket.route.bufferStreams && reason === undefined) body = await collect(payload)
     else reason ??= 'a stream'
     if (reason !== undefined || body === undefined) {
-      this.settle(ticket, null, log)
+      this.settle(ticket, null)
       return { payload: body ?? payload, headers: { 'x-cache': 'BYPASS' } }
     }
     const entry: ResponseEntry = { status: response.status, headers: keptHeaders(response.headers, ticket.route.keepHeaders), body, etag: strongEtag(body), storedAt: Date.now() }
@@ -138,20 +139,20 @@ export class ResponseCacheEngine {
       const tags = await ticket.route.tags(request)
       await this.#store.set(ticket.key, ticket.path, entry, { ttl: ticket.route.ttl, grace: ticket.route.grace, tags, since: ticket.readAt })
     } catch (err) {
-      log.warn({ err }, 'response cache: store failed')
+      this.#warn({ err }, 'response cache: store failed')
     }
-    this.settle(ticket, entry, log)
+    this.settle(ticket, entry)
     return { payload: body, headers: entryHeaders(entry, 'MISS', ticket) }
   }
 
   /** Ends a ticket's fill: requests waiting on it get `entry` (null: they run their own handler) and the fill lock is released. Safe to call twice. */
-  settle (ticket: Ticket | undefined, entry: ResponseEntry | null, log: WarnLogger): void {
+  settle (ticket: Ticket | undefined, entry: ResponseEntry | null): void {
     const fill = ticket?.fill
     if (ticket === undefined || fill === undefined) return
     ticket.fill = undefined
     if (this.#inflight.get(ticket.key) === fill.promise) this.#inflight.delete(ticket.key)
     fill.done(entry)
-    fill.release().catch((err: unknown) => log.warn({ err }, 'response cache: lock release failed'))
+    fill.release().catch((err: unknown) => this.#warn({ err }, 'response cache: lock release failed'))
   }
 
   #startFill (ticket: Ticket): Fill {
@@ -176,7 +177,7 @@ export class ResponseCacheEngine {
         if (release === null) return
         try { await this.#replay(request.url, headers) } finally { await release() }
       })
-      .catch((err: unknown) => this.#log.warn({ err }, 'response cache: refresh failed'))
+      .catch((err: unknown) => this.#warn({ err }, 'response cache: refresh failed'))
       .finally(() => this.#refreshing.delete(ticket.key))
   }
 
