@@ -6,7 +6,9 @@ export const OTP_URL_PARAMS: readonly string[] = Object.freeze(['token', 'code',
 
 /** pino redact paths for fields that carry a code or a token, at the top level and one level down (`body.code`, `req.body.token`, …). */
 export const otpRedactPaths: readonly string[] = Object.freeze([
-  ...['code', 'token', 'otp'].flatMap((f) => [f, `*.${f}`, `*.body.${f}`, `*.query.${f}`]),
+  ...['token', 'otp'].flatMap((f) => [f, `*.${f}`, `*.body.${f}`, `*.query.${f}`]),
+  // `code` only where a request carries it: `err.code` (ECONNREFUSED, FRS_…) is what operators need.
+  ...['code', 'body.code', 'query.code', 'params.code', '*.body.code', '*.query.code', '*.params.code'],
   // ioredis attaches a failed command's arguments to its errors
   'err.command.args'
 ])
@@ -43,9 +45,17 @@ interface LoggedRequest {
 export function otpLoggerOptions (params: readonly string[] = OTP_URL_PARAMS): {
   redact: { paths: string[], censor: string }
   serializers: { req: (req: LoggedRequest) => Record<string, unknown> }
+  hooks: { logMethod: (this: unknown, args: unknown[], method: (...args: unknown[]) => void) => void }
 } {
+  // Messages may quote a URL too (Fastify's "Route GET:/reset?token=… not found").
+  const inText = new RegExp(`([?&](?:${params.map(escapeRegExp).join('|')})=)[^&\\s#]*`, 'gi')
   return {
     redact: { paths: [...otpRedactPaths], censor: '[Redacted]' },
+    hooks: {
+      logMethod (args, method) {
+        method.apply(this, args.map((a) => typeof a === 'string' && a.includes('=') ? a.replace(inText, '$1[Redacted]') : a))
+      }
+    },
     serializers: {
       req: (req) => ({
         method: req.method,
@@ -57,4 +67,8 @@ export function otpLoggerOptions (params: readonly string[] = OTP_URL_PARAMS): {
       })
     }
   }
+}
+
+function escapeRegExp (text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
