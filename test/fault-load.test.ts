@@ -1,0 +1,98 @@
+// Faults under load, over real HTTP: while hundreds of requests are in flight to a cached
+// route, a rate-limited route, a session route and an OTP route, Redis stops answering
+// (CLIENT PAUSE) or dies. Every request is answered by its plugin's policy within one
+// commandTimeout plus a small slack, and each plugin logs a few warning lines, not one a request.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
+
+const redis = await testRedis()
+const COMMAND_TIMEOUT = 300
+// Scheduling on a loaded machine (the test client, the app and Redis share the cores).
+const SLACK = 450
+
+interface Sample { route: string, status: number, ms: number }
+
+async function start (t: { teardown: (fn: () => unknown) => void }) {
+  const lines: Array<{ level: number, msg: string }> = []
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./fixtures/fault-app.ts', import.meta.url))], {
+    env: { ...process.env, REDIS_CONNECTION: JSON.stringify(redis.connection), PREFIX: freshPrefix(), COMMAND_TIMEOUT: String(COMMAND_TIMEOUT) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => new Promise<void>((resolve) => { if (child.exitCode !== null) resolve(); else { child.once('exit', () => resolve()); child.kill('SIGTERM') } }))
+  createInterface({ input: child.stderr }).on('line', (line) => { try { lines.push(JSON.parse(line) as { level: number, msg: string }) } catch {} })
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve)
+    child.once('exit', (code) => reject(new Error(`the app exited with ${code}`)))
+  })
+  const { base, cookie } = JSON.parse(first) as { base: string, cookie: string }
+  return { base, cookie, lines }
+}
+
+async function load (base: string, cookie: string, n: number): Promise<Sample[]> {
+  const routes: Array<[string, RequestInit]> = [
+    ['/page', {}], ['/limited', {}], ['/me', { headers: { cookie } }], ['/code', { method: 'POST' }]
+  ]
+  return await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const [route, init] = routes[i % routes.length] as [string, RequestInit]
+    // Spread over about 200 ms, so that the fault lands among requests in flight.
+    await new Promise((resolve) => setTimeout(resolve, i / 2))
+    const started = performance.now()
+    const res = await fetch(base + route, init)
+    await res.arrayBuffer()
+    return { route, status: res.status, ms: performance.now() - started }
+  }))
+}
+
+function worst (samples: Sample[], route: string): number {
+  return Math.max(...samples.filter((s) => s.route === route).map((s) => s.ms))
+}
+
+for (const fault of ['paused', 'killed'] as const) {
+  t.test(`Redis ${fault} under 400 requests in flight`, { skip: !redis.controllable && 'this Redis cannot be stopped or paused' }, async (t) => {
+    const { base, cookie, lines } = await start(t)
+    const warm = await load(base, cookie, 40)
+    t.ok(warm.every((s) => s.status === 200), 'all 200 while Redis is up')
+    const before = lines.length
+
+    const admin = rawClient(redis)
+    t.teardown(() => admin.disconnect())
+    await admin.ping() // connected (and, on a Cluster, the slots known) before the load starts
+    const inFlight = load(base, cookie, 400)
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    if (fault === 'paused') {
+      // Stalls every client (ours included) without closing a socket: replies never come.
+      if (redis.mode === 'cluster') await Promise.all((admin as import('ioredis').Cluster).nodes('master').map((n) => n.client('PAUSE', 2500, 'ALL')))
+      else await admin.client('PAUSE', 2500, 'ALL')
+    } else {
+      await redis.stop()
+      t.teardown(() => redis.start())
+    }
+    const samples = await inFlight
+    const statuses = (route: string) => [...new Set(samples.filter((s) => s.route === route).map((s) => s.status))].sort()
+
+    t.same(statuses('/page').filter((s) => s !== 200), [], 'response cache fails open: every page served')
+    t.same(statuses('/limited').filter((s) => s !== 200), [], 'rate limiter fails open by default')
+    t.same(statuses('/me').filter((s) => s !== 200 && s !== 503), [], 'sessions: the session or a clear 503, nothing else')
+    t.same(statuses('/code').filter((s) => s !== 200 && s !== 503), [], 'OTP fails closed with 503')
+    t.ok(samples.some((s) => s.route === '/code' && s.status === 503), 'OTP did refuse while Redis was down')
+    for (const route of ['/page', '/limited', '/me', '/code']) {
+      const ms = Math.round(worst(samples, route))
+      t.ok(ms <= COMMAND_TIMEOUT + SLACK, `${route}: worst ${ms}ms (commandTimeout ${COMMAND_TIMEOUT}ms + ${SLACK}ms slack)`)
+    }
+
+    // The plugins' own warnings; a 503 that a route answers is also logged by Fastify once per
+    // request (as every 5xx is): those are request logs, left out here.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const warnings = lines.slice(before).filter((l) => l.level === 40)
+    const counts: Record<string, number> = {}
+    for (const w of warnings) {
+      const plugin = /^(response cache|rate limiter|otp|cache|redis connection|session)/.exec(w.msg)?.[1] ?? w.msg
+      counts[plugin] = (counts[plugin] ?? 0) + 1
+    }
+    t.comment(`warning lines: ${JSON.stringify(counts)}`)
+    for (const [plugin, n] of Object.entries(counts)) t.ok(n <= 6, `${plugin}: ${n} warning line(s) for 400 requests`)
+  })
+}
