@@ -64,6 +64,28 @@ t.test('a refused named connection is named', async (t) => {
   t.ok(elapsed < 2000, `failed after ${elapsed}ms`)
 })
 
+t.test('a Cluster whose startup nodes all refuse fails startup within about a second', async (t) => {
+  const ports = [await freePort(), await freePort()]
+  const { app, err, elapsed } = await startup({ cluster: ports.map((port) => ({ host: '127.0.0.1', port })), connectTimeout: '8s' })
+  t.teardown(() => app.close())
+  t.equal(err?.code, 'FRS_REDIS_UNREACHABLE')
+  t.equal(err?.message, `Redis connection "default" at cluster ${ports.map((p) => `127.0.0.1:${p}`).join(',')} refused the connection (ECONNREFUSED) on every startup node`)
+  t.ok(elapsed < 2500, `failed after ${elapsed}ms, not after connectTimeout (8s)`)
+})
+
+t.test('a Cluster node that accepts but never answers is waited for until connectTimeout, not refused early', async (t) => {
+  const silent: Socket[] = []
+  const server: Server = createServer((socket) => { silent.push(socket) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of silent) s.destroy(); server.close() })
+  const port = (server.address() as { port: number }).port
+  const { app, err, elapsed } = await startup({ cluster: [{ host: '127.0.0.1', port }], connectTimeout: '2s' })
+  t.teardown(() => app.close())
+  t.equal(err?.code, 'FRS_REDIS_UNREACHABLE')
+  t.match(err?.message, /was not ready within 2000ms/)
+  t.ok(elapsed >= 1900, `waited ${elapsed}ms: a slow server is not taken for a refusing one`)
+})
+
 t.test('an unknown host fails startup within about a second', async (t) => {
   const { app, err, elapsed } = await startup({ url: 'redis://frs-no-such-host.invalid:6390', connectTimeout: '8s' })
   t.teardown(() => app.close())

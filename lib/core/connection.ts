@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterNode, ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
 import { InvalidOptionError, RedisUnreachableError, RedisVersionError } from './errors.js'
@@ -39,6 +40,8 @@ export interface ManagedConnection {
   address: string
   /** False for an adopted client: the suite must not close it. */
   owned: boolean
+  /** A Cluster's startup nodes, probed at startup to tell a refused connection from a slow one (ioredis's Cluster errors carry no socket code). */
+  startupNodes?: Array<{ host: string, port: number }>
 }
 
 /**
@@ -109,7 +112,7 @@ export function createConnection (name: string, config: ConnectionConfig, defaul
       ...config.clusterOptions,
       redisOptions: { ...safe, ...config.clusterOptions?.redisOptions }
     }
-    return { name, client: new Cluster(config.cluster, clusterOptions), address: 'cluster ' + config.cluster.map(describeNode).join(','), owned: true }
+    return { name, client: new Cluster(config.cluster, clusterOptions), address: 'cluster ' + config.cluster.map(describeNode).join(','), owned: true, startupNodes: config.cluster.map(nodeAddress) }
   }
   if (config.sentinel !== undefined) {
     const { sentinels, name: group, options } = config.sentinel
@@ -157,12 +160,24 @@ async function connected (conn: ManagedConnection, timeoutMs: number): Promise<v
   try {
     await new Promise<void>((resolve, reject) => {
       onReady = resolve
+      const refused = (why: string) => {
+        if (timers.length > 1) return
+        const left = Math.max(0, timeoutMs - (Date.now() - started))
+        if (left > REFUSED_GRACE_MS) timers.push(setTimeout(() => reject(new RedisUnreachableError(conn.name, conn.address, why, { cause: lastError })), REFUSED_GRACE_MS))
+      }
+      let probing = false
       onError = (err) => {
         lastError = err
         const why = UNREACHABLE[(err as { code?: string } | null)?.code ?? '']
-        if (why === undefined || timers.length > 1) return
-        const left = Math.max(0, timeoutMs - (Date.now() - started))
-        if (left > REFUSED_GRACE_MS) timers.push(setTimeout(() => reject(new RedisUnreachableError(conn.name, conn.address, why, { cause: lastError })), REFUSED_GRACE_MS))
+        if (why !== undefined) return refused(why)
+        // A Cluster says only "Failed to refresh slots cache": ask the startup nodes directly.
+        if (conn.startupNodes === undefined || probing || timers.length > 1) return
+        probing = true
+        Promise.all(conn.startupNodes.map((n) => probe(n, REFUSED_GRACE_MS))).then((codes) => {
+          probing = false
+          const reasons = codes.map((c) => UNREACHABLE[c ?? ''])
+          if (reasons.every((r) => r !== undefined)) refused(`${reasons[0] as string} on every startup node`)
+        }, () => { probing = false })
       }
       client.on('error', onError)
       client.once('ready', onReady)
@@ -242,6 +257,28 @@ function describeClient (client: Redis | Cluster): string {
   if (o.sentinels) return `sentinel master "${o.name ?? ''}"`
   if (o.path) return o.path
   return `${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`
+}
+
+function nodeAddress (node: ClusterNode): { host: string, port: number } {
+  if (typeof node === 'number') return { host: '127.0.0.1', port: node }
+  if (typeof node === 'string') {
+    try {
+      const u = new URL(/^[a-z]+:\/\//i.test(node) ? node : `redis://${node}`)
+      return { host: u.hostname || '127.0.0.1', port: Number(u.port || 6379) }
+    } catch { return { host: node, port: 6379 } }
+  }
+  return { host: node.host ?? '127.0.0.1', port: node.port ?? 6379 }
+}
+
+/** The socket error code of a plain TCP connect to `node`, or undefined when it connects (or is merely slow). */
+function probe (node: { host: string, port: number }, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: node.host, port: node.port })
+    const done = (code: string | undefined) => { clearTimeout(timer); socket.destroy(); resolve(code) }
+    const timer = setTimeout(() => done(undefined), timeoutMs)
+    socket.once('connect', () => done(undefined))
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'ERROR'))
+  })
 }
 
 function describeNode (node: ClusterNode | Partial<SentinelAddress>): string {
