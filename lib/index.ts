@@ -31,4 +31,4 @@ export type { SessionStoreOptions, UserSession } from './session/index.js'
 
 // one-time codes and tokens
 export { Otp, resolveOtpOptions, otpLoggerOptions, otpRedactPaths, redactUrl } from './otp/index.js'
-export type { OtpOptions, IssueInput, VerifyInput, VerifyResult, OtpRateLimited, OtpRateLimitReason, CreateTokenInput, TokenRecord } from './otp/index.js'
+export type { OtpOptions, IssueInput, VerifyInput, VerifyResult, OtpRateLimited, OtpRateLimitReason, OtpInvalidInput, CreateTokenInput, TokenRecord } from './otp/index.js'

@@ -60,10 +60,13 @@ t.test('issue: digits of the asked length, an expiry of at most 10 minutes', asy
   t.ok(ttl > 590_000 && ttl < 610_000, `default expiry in 10 minutes (${ttl}ms)`)
   t.match((await app.otp.issue({ purpose: 'login', subject: 'b', length: 10, ttl: '2m' })).code, /^\d{10}$/)
   t.match((await app.otp.issue({ purpose: 'login', subject: 'c', length: 4 })).code, /^\d{4}$/)
-  await t.rejects(app.otp.issue({ purpose: 'login', subject: 'd', ttl: '11m' }), { code: 'FRS_INVALID_OPTION', message: /"ttl".*10 minutes/ })
-  await t.rejects(app.otp.issue({ purpose: 'login', subject: 'd', length: 11 }), { message: /"length"/ })
-  await t.rejects(app.otp.issue({ purpose: 'log in', subject: 'd' }), { message: /"purpose"/ })
-  await t.rejects(app.otp.issue({ purpose: 'login', subject: '' }), { message: /"subject"/ })
+  // Per-call inputs are the caller's: a 400 naming the field, not a startup option error.
+  const input = (field: string, why = /./) => ({ code: 'FRS_OTP_INVALID_INPUT', statusCode: 400, field, message: new RegExp(`^Invalid ${field}: ${why.source}`) })
+  await t.rejects(app.otp.issue({ purpose: 'login', subject: 'd', ttl: '11m' }), input('ttl', /.*10 minutes/))
+  await t.rejects(app.otp.issue({ purpose: 'login', subject: 'd', length: 11 }), input('length'))
+  await t.rejects(app.otp.issue({ purpose: 'login', subject: 'd', maxAttempts: 0 }), input('maxAttempts'))
+  await t.rejects(app.otp.issue({ purpose: 'log in', subject: 'd' }), input('purpose'))
+  await t.rejects(app.otp.issue({ purpose: 'login', subject: '' }), input('subject'))
   // crypto.randomInt: every digit shows up, leading zeros are kept.
   const digits = new Set<string>()
   for (let i = 0; i < 40; i++) for (const d of (await app.otp.issue({ purpose: 'spread', subject: `s${i}` })).code) digits.add(d)
@@ -111,7 +114,8 @@ t.test('a code is rejected for another purpose or subject, and still works for i
   t.same(await app.otp.verify({ purpose: 'reset', subject: 'alice', code }), { status: 'expired' })
   t.same(await app.otp.verify({ purpose: 'login', subject: 'bob', code }), { status: 'expired' })
   t.same(await app.otp.verify({ purpose: 'login', subject: 'Alice', code }), { status: 'expired' }, 'subjects are exact')
-  t.same(await app.otp.verify({ purpose: 'login', subject: 'alice', code: Number(code) as unknown as string }), { status: 'invalid', attemptsLeft: 4 }, 'a non-string code is a wrong guess')
+  await t.rejects(app.otp.verify({ purpose: 'login', subject: 'alice', code: Number(code) }), { code: 'FRS_OTP_INVALID_INPUT', field: 'code' }, 'a non-string code is refused (400)')
+  t.same(await app.otp.verify({ purpose: 'login', subject: 'alice', code: wrong(code) }), { status: 'invalid', attemptsLeft: 4 }, 'the refusal cost no attempt')
   t.same(await app.otp.verify({ purpose: 'login', subject: 'alice', code }), { status: 'ok' })
 })
 

@@ -56,3 +56,6 @@ export const OtpUnavailableError = createError<[{ cause: unknown }?]>(
 /** `retryAfter` (seconds) and `reason` (`'cooldown'`, `'daily-cap'` or `'locked'`) are set on the instance. */
 export const OtpRateLimitedError = createError<[number]>(
   'FRS_OTP_RATE_LIMITED', 'One-time code limit reached for this subject; retry in %d seconds', 429)
+/** A per-call input (`subject`, `code`, `token`, `data`, `purpose`, `length`, `ttl`, `maxAttempts`) is malformed: the client's fault. `field` is set on the instance; the value is never quoted. */
+export const OtpInvalidInputError = createError<[string, string]>(
+  'FRS_OTP_INVALID_INPUT', 'Invalid %s: %s', 400)

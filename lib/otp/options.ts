@@ -99,21 +99,3 @@ export function checkCodeTtl (value: unknown, name: string): number {
   if (ms > MAX_CODE_TTL) throw new InvalidOptionError(name, `a one-time code lives at most 10 minutes, got ${ms}ms`)
   return ms
 }
-
-const PURPOSE = /^[A-Za-z0-9_.-]{1,64}$/
-
-/** A purpose names what a code or token is for (`'login'`, `'password-reset'`): chosen by the app, never by users. */
-export function checkPurpose (value: unknown): string {
-  if (typeof value !== 'string' || !PURPOSE.test(value)) {
-    throw new InvalidOptionError('purpose', 'expected 1 to 64 letters, digits, "_", "-" or "."')
-  }
-  return value
-}
-
-/** The subject is who the code is for (a user id, an email, a phone number), normalized by the caller. */
-export function checkSubject (value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
-    throw new InvalidOptionError('subject', 'expected a non-empty string of at most 1024 characters')
-  }
-  return value
-}

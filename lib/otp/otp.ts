@@ -4,7 +4,8 @@ import type { Duration, Keyspace } from '../core/index.js'
 import { defineScripts, OtpRateLimitedError, throttledWarn } from '../core/index.js'
 import { guard, mac, retryAfterSeconds, subjectPart } from './common.js'
 import type { OtpLogger } from './common.js'
-import { checkCodeLength, checkCodeTtl, checkInteger, checkPurpose, checkSubject } from './options.js'
+import { checkCode, checkInteger, checkPurpose, checkSubject, checkTtl, fields } from './input.js'
+import { MAX_CODE_TTL } from './options.js'
 import type { ResolvedOtpOptions } from './options.js'
 import { OtpTokens } from './tokens.js'
 import type { CreateTokenInput, TokenRecord } from './tokens.js'
@@ -67,15 +68,17 @@ export class Otp {
   /**
    * Issues a code for `purpose` and `subject`, replacing the previous one (whose spent attempts
    * carry over). Throws FRS_OTP_RATE_LIMITED (429, `retryAfter` seconds) inside the resend
-   * cooldown, past the daily cap, or while the subject is locked out.
+   * cooldown, past the daily cap, or while the subject is locked out; FRS_OTP_INVALID_INPUT
+   * (400, before Redis) for a malformed purpose, subject, length, ttl or maxAttempts.
    */
   async issue (input: IssueInput): Promise<{ code: string, expiresAt: Date }> {
-    const purpose = checkPurpose(input.purpose)
-    const subject = checkSubject(input.subject)
+    const i = fields(input)
+    const purpose = checkPurpose(i.purpose)
+    const subject = checkSubject(i.subject)
     const o = this.#options
-    const length = input.length === undefined ? o.codeLength : checkCodeLength(input.length, 'length')
-    const ttl = input.ttl === undefined ? o.codeTtl : checkCodeTtl(input.ttl, 'ttl')
-    const maxAttempts = input.maxAttempts === undefined ? o.maxAttempts : checkInteger(input.maxAttempts, 'maxAttempts', 1, 20)
+    const length = i.length === undefined ? o.codeLength : checkInteger(i.length, 'length', 4, 10)
+    const ttl = i.ttl === undefined ? o.codeTtl : checkTtl(i.ttl, MAX_CODE_TTL)
+    const maxAttempts = i.maxAttempts === undefined ? o.maxAttempts : checkInteger(i.maxAttempts, 'maxAttempts', 1, 20)
     const code = String(randomInt(0, 10 ** length)).padStart(length, '0')
     const k = this.#subjectKeys(purpose, subject)
     const [status, ms] = await guard(this.#log, 'issue', () => this.#client.frsOtpIssue(
@@ -91,12 +94,16 @@ export class Otp {
     return { code, expiresAt: new Date(ms + ttl) }
   }
 
-  /** Checks a code in one atomic step: counts the attempt, and deletes the code on success or when attempts run out. */
+  /**
+   * Checks a code in one atomic step: counts the attempt, and deletes the code on success or when
+   * attempts run out. A code that is not a string of 4 to 10 digits can match nothing: it throws
+   * FRS_OTP_INVALID_INPUT (400) before Redis and costs no attempt, like a malformed purpose or subject.
+   */
   async verify (input: VerifyInput): Promise<VerifyResult> {
-    const purpose = checkPurpose(input.purpose)
-    const subject = checkSubject(input.subject)
-    // A malformed code is a wrong guess like any other: it is counted, not answered early.
-    const code = typeof input.code === 'string' ? input.code : ''
+    const i = fields(input)
+    const purpose = checkPurpose(i.purpose)
+    const subject = checkSubject(i.subject)
+    const code = checkCode(i.code)
     const k = this.#subjectKeys(purpose, subject)
     const [status, n] = await guard(this.#log, 'verify', () => this.#client.frsOtpVerify(
       k.code, k.fails, this.#hmac(purpose, subject, code), this.#options.lockAfter, this.#options.lockFor))
@@ -114,12 +121,12 @@ export class Otp {
     return this.#tokens.create(input)
   }
 
-  /** Uses a token up; exactly one of any number of concurrent callers gets `{ subject, data }`. */
+  /** Uses a token up; exactly one of any number of concurrent callers gets `{ subject, data }`. A malformed token throws FRS_OTP_INVALID_INPUT (400). */
   consumeToken<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
     return this.#tokens.consume<T>(token, opts)
   }
 
-  /** Reads a token without using it up. */
+  /** Reads a token without using it up. A malformed token throws FRS_OTP_INVALID_INPUT (400). */
   peekToken<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
     return this.#tokens.peek<T>(token, opts)
   }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
-import { hashed, InvalidOptionError, parsePositiveDuration } from '../core/index.js'
+import { hashed } from '../core/index.js'
 import type { Duration, Keyspace } from '../core/index.js'
 import { guard, subjectPart } from './common.js'
 import type { OtpLogger } from './common.js'
-import { checkPurpose, checkSubject } from './options.js'
+import { checkPurpose, checkSubject, checkTtl, checkToken, encodeData, fields } from './input.js'
 import type { ResolvedOtpOptions } from './options.js'
 
 export interface CreateTokenInput {
@@ -24,9 +24,6 @@ export interface TokenRecord<T = unknown> { subject: string, data: T }
 // a later change of the secret, which moves the subject's keys, cannot revive revoked tokens), d: data
 interface StoredToken { s: string, g: number, k: string, d: unknown }
 
-// A token is 32 random bytes in base64url: 43 characters, 256 bits.
-const TOKEN = /^[A-Za-z0-9_-]{43}$/
-const MAX_DATA = 65_536
 // The generation key outlives every token that read it by this much, so that it never
 // expires (and falls back to 0) while a token of an older generation is still alive.
 const GENERATION_MARGIN = 60_000
@@ -53,26 +50,27 @@ export class OtpTokens {
     this.#log = log
   }
 
-  /** Creates a token; it is returned once and never stored in clear. */
+  /** Creates a token; it is returned once and never stored in clear. Malformed inputs throw FRS_OTP_INVALID_INPUT (400). */
   async create (input: CreateTokenInput): Promise<{ token: string, expiresAt: Date }> {
-    const purpose = checkPurpose(input.purpose)
-    const subject = checkSubject(input.subject)
-    const ttl = input.ttl === undefined ? this.#options.tokenTtl : parsePositiveDuration(input.ttl, 'ttl')
-    if (ttl > this.#options.maxTokenTtl) throw new InvalidOptionError('ttl', `longer than maxTokenTtl (${this.#options.maxTokenTtl}ms)`)
+    const i = fields(input)
+    const purpose = checkPurpose(i.purpose)
+    const subject = checkSubject(i.subject)
+    const ttl = i.ttl === undefined ? this.#options.tokenTtl : checkTtl(i.ttl, this.#options.maxTokenTtl)
+    const data = encodeData(i.data)
     const token = randomBytes(32).toString('base64url')
     const generationKey = this.#generationKey(purpose, subject)
     const generation = await guard(this.#log, 'createToken', () => this.#client.frsOtpGeneration(generationKey, ttl + GENERATION_MARGIN))
-    const record = encode({ s: subject, g: generation, k: generationKey, d: input.data ?? null })
+    const record = encode(subject, generation, generationKey, data)
     await guard(this.#log, 'createToken', () => this.#client.set(this.#tokenKey(purpose, token), record, 'PX', ttl))
     this.#log?.debug({ purpose, ttl }, 'otp: token created')
     return { token, expiresAt: new Date(Date.now() + ttl) }
   }
 
-  /** Uses a token up: exactly one caller gets its subject and data, the others `null`. */
+  /** Uses a token up: exactly one caller gets its subject and data, the others `null`. A malformed token throws FRS_OTP_INVALID_INPUT (400). */
   async consume<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
-    const purpose = checkPurpose(opts?.purpose)
-    if (typeof token !== 'string' || !TOKEN.test(token)) return null
-    const raw = await guard(this.#log, 'consumeToken', () => this.#client.getdel(this.#tokenKey(purpose, token)))
+    const purpose = checkPurpose(fields(opts).purpose)
+    const key = this.#tokenKey(purpose, checkToken(token))
+    const raw = await guard(this.#log, 'consumeToken', () => this.#client.getdel(key))
     const record = await this.#current<T>(raw)
     this.#log?.debug({ purpose, found: record !== null }, 'otp: token consumed')
     return record
@@ -80,16 +78,17 @@ export class OtpTokens {
 
   /** Reads a token without using it up (a confirm page: mail scanners open links). */
   async peek<T = unknown> (token: unknown, opts: { purpose: string }): Promise<TokenRecord<T> | null> {
-    const purpose = checkPurpose(opts?.purpose)
-    if (typeof token !== 'string' || !TOKEN.test(token)) return null
-    const raw = await guard(this.#log, 'peekToken', () => this.#client.get(this.#tokenKey(purpose, token)))
+    const purpose = checkPurpose(fields(opts).purpose)
+    const key = this.#tokenKey(purpose, checkToken(token))
+    const raw = await guard(this.#log, 'peekToken', () => this.#client.get(key))
     return this.#current<T>(raw)
   }
 
   /** Invalidates every outstanding token of this purpose and subject (e.g. after a password change). */
   async revokeAll (opts: { subject: string, purpose: string }): Promise<void> {
-    const purpose = checkPurpose(opts?.purpose)
-    const subject = checkSubject(opts?.subject)
+    const { purpose: p, subject: s } = fields(opts)
+    const purpose = checkPurpose(p)
+    const subject = checkSubject(s)
     await guard(this.#log, 'revokeAll', () => this.#client.frsOtpRevoke(this.#generationKey(purpose, subject), GENERATION_MARGIN))
     this.#log?.debug({ purpose }, 'otp: tokens revoked')
   }
@@ -111,13 +110,7 @@ export class OtpTokens {
   }
 }
 
-function encode (stored: StoredToken): string {
-  let json: string | undefined
-  try {
-    json = JSON.stringify(stored)
-  } catch (err) {
-    throw new InvalidOptionError('data', `not serializable as JSON: ${(err as Error).message}`)
-  }
-  if (json === undefined || json.length > MAX_DATA) throw new InvalidOptionError('data', `expected JSON of at most ${MAX_DATA} characters`)
-  return json
+// The data is JSON already (checked by encodeData), spliced in as it is.
+function encode (subject: string, generation: number, generationKey: string, data: string): string {
+  return `{"s":${JSON.stringify(subject)},"g":${JSON.stringify(generation)},"k":${JSON.stringify(generationKey)},"d":${data}}`
 }
