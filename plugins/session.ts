@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { CachingSigner, GONE, LocalSessionCache, RedisSessionStore, resolveSessionOptions } from '../lib/session/index.js'
+import { CachingSigner, GONE, LocalSessionCache, RedisSessionStore, RequestSessionStore, resolveSessionOptions } from '../lib/session/index.js'
 import type { SessionPluginOptions, UserSession } from '../lib/session/index.js'
 
 export type { LocalCacheOption, SessionCookieOptions, SessionPluginOptions } from '../lib/session/index.js'
@@ -59,6 +59,24 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
 
   const signer = new CachingSigner(options.secret)
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
+
+  // Each request's session talks to the store through a view of its own (RequestSessionStore:
+  // one failed attempt per request, FRS_SESSION_ENDED from save()). @fastify/session keeps the
+  // store in a symbol of the session, which regenerate() and reload() pass on; the symbol is
+  // found once, as the one that holds our store.
+  let storeKey: symbol | undefined
+  type Held = Record<symbol, unknown>
+  const viewOf = (session: unknown): RequestSessionStore | undefined => {
+    if (storeKey === undefined || session === null || typeof session !== 'object') return undefined
+    const view = (session as Held)[storeKey]
+    return view instanceof RequestSessionStore ? view : undefined
+  }
+  // Before @fastify/session's onSend: from here on a refused write only clears the cookie.
+  fastify.addHook('onSend', (request, _reply, _payload, done) => {
+    const view = viewOf(request.session)
+    if (view !== undefined) view.sending = true
+    done()
+  })
   await fastify.register(fastifySession, {
     secret: signer,
     // Our get() yields a plain record (data, cookie max age, meta), which is what @fastify/session restores from.
@@ -70,23 +88,38 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     rolling: false,
     saveUninitialized: options.saveUninitialized
   })
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const session = request.session as unknown
+    if (session !== null && typeof session === 'object') {
+      storeKey ??= Object.getOwnPropertySymbols(session).find((k) => (session as Held)[k] === store)
+      if (storeKey !== undefined && (session as Held)[storeKey] === store) (session as Held)[storeKey] = store.forRequest()
+    }
+    done()
+  })
 
   // Runs after @fastify/session's onSend, which saves a session only when its data changed.
   // - A destroyed session (null), or one whose write was refused (logged out or revoked while
   //   this request ran), must not leave its id in the browser.
   // - A change of the cookie's max age alone (remember me) is saved here.
   // - A live cookie signed with an older secret is signed again with the newest.
+  // - A request whose store call failed (503) sets and clears no cookie: nobody is logged out.
+  // At most one Set-Cookie of the session cookie leaves (RFC 6265 §4.1.1): a clear replaces the
+  // cookie @fastify/session set for a write that was then refused.
   // (When loading failed, request.session is a bare {}: isStored() is false for it.)
   type Live = fastifySession.FastifySessionObject & { [GONE]?: boolean }
   const clear = { path: options.cookie.path, domain: options.cookie.domain ?? null } as unknown as Parameters<FastifyReply['clearCookie']>[1]
   fastify.addHook('onSend', (request, reply, _payload, done) => {
     const session = request.session as unknown as Live | null
-    if (session === null || session[GONE] === true) {
+    if (viewOf(session)?.failed !== undefined) {
+      dropCookie(reply)
+    } else if (session === null || session[GONE] === true) {
+      dropCookie(reply)
       reply.clearCookie(options.cookieName, clear)
     } else if (store.isStored(session) && !session.isSaved() && !(session.cookie.secure === true && request.protocol !== 'https')) {
       if (store.maxAgeChanged(session)) {
         session.save((err?: Error) => {
           if (err !== undefined && err !== null) return done(err)
+          dropCookie(reply)
           if (session[GONE] === true) reply.clearCookie(options.cookieName, clear)
           else sendCookie(reply, session)
           done()
@@ -102,13 +135,23 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     done()
   })
 
-  // Sets the session cookie, replacing the clear that @fastify/session adds when the cookie
-  // it received was signed by an older secret and the session was not saved.
-  const cleared = `${options.cookieName}=;`
-  function sendCookie (reply: FastifyReply, session: Live): void {
+  // Removes the Set-Cookie headers of the session cookie set so far (by @fastify/session: the
+  // clear it adds when the cookie it received was signed by an older secret and the session
+  // was not saved, or the cookie of a write that was then refused).
+  const ours = `${options.cookieName}=`
+  function dropCookie (reply: FastifyReply): void {
     const headers = reply.getHeader('set-cookie')
-    if (Array.isArray(headers)) reply.header('set-cookie', headers.filter((h) => !h.startsWith(cleared)))
-    else if (typeof headers === 'string' && headers.startsWith(cleared)) reply.removeHeader('set-cookie')
+    if (Array.isArray(headers)) {
+      const others = headers.filter((h) => !h.startsWith(ours))
+      if (others.length === headers.length) return
+      reply.removeHeader('set-cookie') // header() appends to a Set-Cookie already there
+      if (others.length > 0) reply.header('set-cookie', others)
+    } else if (typeof headers === 'string' && headers.startsWith(ours)) reply.removeHeader('set-cookie')
+  }
+
+  // Sets the session cookie, in place of any set before.
+  function sendCookie (reply: FastifyReply, session: Live): void {
+    dropCookie(reply)
     const { path, domain, secure, sameSite, httpOnly } = session.cookie
     reply.setCookie(options.cookieName, session.encryptedSessionId, { path, domain: domain ?? undefined, secure, sameSite, httpOnly, expires: store.cookieExpiry(session) } as never)
   }

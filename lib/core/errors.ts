@@ -43,6 +43,9 @@ export const CacheUnavailableError = createError<[string, { cause: unknown }?]>(
 // session
 export const SessionUnavailableError = createError<[{ cause: unknown }?]>(
   'FRS_SESSION_UNAVAILABLE', 'The session store is unavailable; try again shortly', 503)
+/** A write of a session that was destroyed, revoked or expired while the request ran: nothing was written. */
+export const SessionEndedError = createError(
+  'FRS_SESSION_ENDED', 'The session ended (logged out, revoked or expired) while this request ran; nothing was saved', 401)
 
 // rate limit
 export const RateLimitedError = createError<[number]>(

@@ -2,7 +2,7 @@
 export { LocalSessionCache } from './local-cache.js'
 export type { LocalCacheOptions } from './local-cache.js'
 export { CachingSigner } from './signer.js'
-export { GONE, RedisSessionStore } from './store.js'
+export { GONE, RedisSessionStore, RequestSessionStore } from './store.js'
 export type { SessionStoreOptions } from './options.js'
 export type { UserSession } from './users.js'
 export { resolveSessionOptions } from './config.js'

@@ -1,4 +1,4 @@
-import { Batcher, defineScripts, SessionUnavailableError } from '../core/index.js'
+import { Batcher, defineScripts, SessionEndedError, SessionUnavailableError } from '../core/index.js'
 import { decodeRecord, encodeRecord, encodeUser } from './record.js'
 import { UserIndex } from './users.js'
 import type { SessionStoreOptions } from './options.js'
@@ -54,6 +54,11 @@ export class RedisSessionStore {
     this.users = new UserIndex(opts, this)
     this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys), maxInFlight: Infinity })
     this.#writes = new Batcher({ client: opts.client, send: (writes) => this.#write(writes), maxInFlight: Infinity })
+  }
+
+  /** The store as one request sees it: see {@link RequestSessionStore}. */
+  forRequest (): RequestSessionStore {
+    return new RequestSessionStore(this)
   }
 
   /** The Redis key of a session id. */
@@ -184,6 +189,7 @@ export class RedisSessionStore {
 
   async #save (sessionId: string, session: StoredSession): Promise<void> {
     const { client, absoluteTimeout } = this.#o
+    if (session[GONE] === true) return // refused once: it is gone for good (tombstone)
     const meta = session[META_FIELD] as SessionMeta | undefined
     const maxAge = this.#maxAge(session)
     if (meta !== undefined && maxAge === meta.maxAge && session.isModified?.() === false) {
@@ -250,5 +256,60 @@ export class RedisSessionStore {
   #fail (err: unknown): Error {
     this.stats.errors++
     return err instanceof SessionUnavailableError ? err : new SessionUnavailableError({ cause: err })
+  }
+}
+
+/**
+ * The store as one request sees it; the plugin gives each request's session this view
+ * (a regenerated or reloaded session keeps it), so that:
+ * - one request makes at most one attempt that fails on Redis: after a call of the request
+ *   failed (a timeout, a lost connection), its later calls (regenerate's set after its
+ *   destroy, the error response's save) fail at once with the same error, and the request
+ *   answers within one `commandTimeout`. Nothing is written that the 503 does not cover.
+ * - a write refused because the session ended while the request ran (logout, revokeUser,
+ *   expiry) rejects `save()` with FRS_SESSION_ENDED when the route calls it; the automatic save
+ *   at the end of the request (`sending`) only marks the session, and the cookie is cleared.
+ */
+export class RequestSessionStore {
+  /** Set when the response is being sent (@fastify/session's onSend save, the plugin's). */
+  sending = false
+  readonly #store: RedisSessionStore
+  #failed: Error | undefined
+
+  constructor (store: RedisSessionStore) {
+    this.#store = store
+  }
+
+  /** The error of this request's store call that failed, if one did. */
+  get failed (): Error | undefined {
+    return this.#failed
+  }
+
+  get (sessionId: string, cb: Callback<Record<string, unknown> | null>): void {
+    if (this.#failed !== undefined) return process.nextTick(cb, this.#failed)
+    this.#store.get(sessionId, (err, value) => {
+      if (err !== undefined && err !== null) this.#failed = err
+      cb(err, value)
+    })
+  }
+
+  set (sessionId: string, session: object, cb: Callback): void {
+    if (this.#failed !== undefined) return process.nextTick(cb, this.#failed)
+    this.#store.set(sessionId, session, (err) => {
+      if (err !== undefined && err !== null) {
+        this.#failed = err
+        return cb(err)
+      }
+      if ((session as StoredSession)[GONE] === true && !this.sending) return cb(new SessionEndedError())
+      cb()
+    })
+  }
+
+  destroy (sessionId: string, cb: Callback): void {
+    if (this.#failed !== undefined) return process.nextTick(cb, this.#failed)
+    this.#store.destroy(sessionId, (err) => {
+      if (err !== undefined && err !== null) this.#failed = err
+      cb(err)
+    })
   }
 }
