@@ -7,21 +7,13 @@ import t from 'tap'
 import { bootExample } from './fixtures/example.js'
 import type { ExampleProcess } from './fixtures/example.js'
 import { clusterMode, testRedis } from './fixtures/redis.js'
+import { encodeLoosely, fuzzSeed, prng } from './fixtures/prng.js'
 
 const redis = await testRedis()
-const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : Math.floor(Math.random() * 2 ** 32)
+const seed = fuzzSeed()
 const total = Number(process.env.FUZZ_REQUESTS ?? 600)
 console.log(`# example fuzz: FUZZ_SEED=${seed}`)
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng (a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 const random = prng(seed)
 const int = (n: number) => Math.floor(random() * n)
 const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T
@@ -116,14 +108,7 @@ function bodyFor (fields: Field[], tidy: boolean): unknown {
   return body
 }
 
-/** Percent-encodes what encodeURIComponent refuses (lone surrogates) as the bytes a careless client sends. */
-function encode (value: string): string {
-  try {
-    return encodeURIComponent(value)
-  } catch {
-    return [...value].map((c) => /[\ud800-\udfff]/.test(c) ? '%ED%A0%80' : encodeURIComponent(c)).join('')
-  }
-}
+const encode = encodeLoosely
 
 function queryFor (fields: Field[] = []): string {
   const parts: string[] = []

@@ -7,21 +7,11 @@
 import t from 'tap'
 import { cacheProcs } from '../fixtures/cache-procs.js'
 import type { CacheProc } from '../fixtures/cache-procs.js'
+import { fuzzSeed, prng } from '../fixtures/prng.js'
 
-const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
+const seed = fuzzSeed()
 const OPS = Number(process.env.FUZZ_OPS ?? 400)
 const MAX_TTL = 1500
-
-/** mulberry32: a small seeded PRNG. */
-function prng (s: number): () => number {
-  let a = s >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const NAMESPACES: string[][] = [[], ['a'], ['a', 'b'], ['c']]
 const KEYS = ['k0', 'k1', `q:${'x'.repeat(140)}`]
