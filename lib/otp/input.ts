@@ -1,5 +1,5 @@
 import { OtpInvalidInputError, parsePositiveDuration } from '../core/index.js'
-import { MAX_CODE_TTL } from './options.js'
+import { isIntegerIn, MAX_CODE_TTL } from './options.js'
 
 // The per-call inputs of issue, verify and the token calls. Any of them may come from a
 // request, so a malformed one is the caller's fault: FRS_OTP_INVALID_INPUT (400), naming the
@@ -59,7 +59,7 @@ export function checkToken (value: unknown): string {
 }
 
 export function checkInteger (value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalidInput(field, `expected an integer from ${min} to ${max}`)
+  if (!isIntegerIn(value, min, max)) throw invalidInput(field, `expected an integer from ${min} to ${max}`)
   return value
 }
 

@@ -83,8 +83,13 @@ export function resolveOtpOptions (opts: OtpOptions): Readonly<ResolvedOtpOption
   return Object.freeze(resolved)
 }
 
+/** True for an integer from `min` to `max`: the one test behind option and per-call integers. */
+export function isIntegerIn (value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
+}
+
 export function checkInteger (value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+  if (!isIntegerIn(value, min, max)) {
     throw new InvalidOptionError(name, `expected an integer from ${min} to ${max}, got ${String(value)}`)
   }
   return value
