@@ -27,7 +27,7 @@ const kTicket = Symbol('fastify-redis-suite.responseCache')
 type WithTicket = FastifyRequest & { [kTicket]?: Ticket }
 
 const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, opts) => {
-  const options = resolveResponseCacheOptions(opts)
+  const options = resolveResponseCacheOptions(opts, fastify.redisSuite.credentialCookies)
   const engine = new ResponseCacheEngine({
     store: new ResponseStore(fastify.cache.namespace('http')),
     replay: (url, headers) => fastify.inject({ method: 'GET', url, headers }),
@@ -63,6 +63,11 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
       const ticket = (request as WithTicket)[kTicket]
       if (ticket === undefined) return payload
       const captured = await engine.capture(ticket, request, { status: reply.statusCode, headers: reply.getHeaders(), payload })
+      if (captured.status !== undefined) {
+        // A stale entry replaces the handler's error response: none of its headers describe it.
+        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+        reply.code(captured.status)
+      }
       reply.headers(captured.headers)
       return captured.payload
     }]

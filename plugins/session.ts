@@ -34,6 +34,8 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
   const options = resolveSessionOptions(opts)
   const client = fastify.redisConnection(options.connection)
   const keyspace = fastify.redisSuite.keyspace('sess', options.namespace)
+  // The response cache reads this: a request with the session cookie never gets a shared entry.
+  fastify.redisSuite.credentialCookies.add(options.cookieName)
   const channel = keyspace.key('changed')
   let cache: LocalSessionCache | undefined
   if (options.localCache !== undefined) {

@@ -5,7 +5,7 @@ import { ResponseStore } from '../lib/response-cache/store.js'
 import type { ResponseEntry } from '../lib/response-cache/http.js'
 import { cacheApp } from './fixtures/cache.js'
 
-const entry = (body: string): ResponseEntry => ({ status: 200, headers: {}, body: Buffer.from(body), etag: `"${body}"`, storedAt: Date.now() })
+const entry = (body: string): ResponseEntry => ({ status: 200, headers: {}, body: Buffer.from(body), etag: `"${body}"`, storedAt: Date.now(), tags: [] })
 
 t.test('lockToRefresh: a lock for a stale entry, none while held, none once the entry is fresh again', async (t) => {
   const { app } = await cacheApp(t)

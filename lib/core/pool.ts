@@ -47,20 +47,6 @@ export interface PoolOptions extends ConnectionConfig {
   healthRoute?: boolean | string
 }
 
-/** What feature plugins share: settings and the way to reach a connection. */
-export interface RedisSuiteCore {
-  /** The key prefix of the suite. */
-  readonly prefix: string
-  /** The command timeout in milliseconds. */
-  readonly commandTimeout: number
-  /** Names of every connection, `default` first. */
-  readonly connectionNames: readonly string[]
-  /** A keyspace of this prefix for one feature. */
-  keyspace: (feature: string, namespace?: string) => Keyspace
-  /** Adds a section to `redisHealth()` output (a feature's stats). */
-  addHealthSection: (name: string, report: () => unknown) => void
-}
-
 /** What features share: settings and the way to reach a connection. */
 export interface PoolCore {
   /** The key prefix of the suite. */
@@ -73,6 +59,11 @@ export interface PoolCore {
   keyspace: (feature: string, namespace?: string) => Keyspace
   /** Adds a section to `health()` output (a feature's stats). */
   addHealthSection: (name: string, report: () => unknown) => void
+  /**
+   * Names of the cookies that carry a user's credentials: the session feature adds its
+   * cookie's name, and the response cache never serves a shared entry to a request with one.
+   */
+  readonly credentialCookies: Set<string>
 }
 
 export interface ResolvedPoolOptions {
@@ -183,7 +174,8 @@ export async function openPool (options: ResolvedPoolOptions, log: WarnLogger): 
       addHealthSection: (name: string, report: () => unknown) => {
         if (name === 'ok' || name === 'connections' || sections.has(name)) throw new InvalidOptionError('addHealthSection', `the section "${name}" is taken`)
         sections.set(name, report)
-      }
+      },
+      credentialCookies: new Set<string>()
     }),
     health: async () => {
       const entries = await Promise.all([...conns].map(async ([name, c]) => [name, await checkHealth(c.client)] as const))

@@ -3,6 +3,7 @@
 import { checkKeys, InvalidOptionError, optionKeys, parseDuration, REGISTER_KEYS } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { DEFAULT_KEPT_HEADERS } from './http.js'
+import type { CookieNames } from './http.js'
 
 /** The request as the option functions see it (a Fastify request; lib/ does not import fastify). */
 export interface CacheRequest {
@@ -10,18 +11,57 @@ export interface CacheRequest {
   url: string
 }
 
+/**
+ * The `Cache-Control` sent to browsers and CDNs with a cached response, apart from how long
+ * this cache keeps the entry (`ttl`). Per-user entries always get `private` instead of
+ * `public`, and never `s-maxage`.
+ */
+export interface CacheControlDirectives {
+  /** `max-age` in whole seconds: a duration, or `'ttl'` to count down to the entry's expiry in this cache. @default none */
+  maxAge?: Duration | 'ttl'
+  /** `s-maxage` for shared caches (CDNs), in whole seconds, or `'ttl'`. @default none */
+  sMaxAge?: Duration | 'ttl'
+  /** `stale-while-revalidate` (RFC 5861), in whole seconds. @default none */
+  staleWhileRevalidate?: Duration
+  /** `stale-if-error` (RFC 5861), in whole seconds. @default none */
+  staleIfError?: Duration
+  /** `no-cache`: downstream caches revalidate (with the ETag) before every use, so an invalidation reaches them at once. @default true when neither `maxAge` nor `sMaxAge` is given */
+  noCache?: boolean
+  /** `must-revalidate`. @default false */
+  mustRevalidate?: boolean
+  /** `immutable`. @default false */
+  immutable?: boolean
+}
+
+/**
+ * What cached responses tell downstream caches: directives, a literal header value, or `false`
+ * to send none of ours. A handler's own `Cache-Control` always wins.
+ */
+export type CacheControlOption = CacheControlDirectives | string | false
+
+/** Response headers that carry an entry's tags to a CDN, for purging by tag: `surrogate-key` (space-separated, Fastly and others) or `cache-tag` (comma-separated, Cloudflare, Akamai). */
+export type TagHeader = 'surrogate-key' | 'cache-tag'
+
 export interface ResponseCacheOptions {
   /** How long an entry is fresh. @default '1m' */
   ttl?: Duration
   /** How long past `ttl` a stale entry is still served while one refresh runs. @default 0 */
   staleWhileRevalidate?: Duration
+  /** How long past `ttl` a stale entry is served instead of the handler's error (a throw or a 5xx). @default 0 */
+  staleIfError?: Duration
+  /** The `Cache-Control` of cached responses (HIT, STALE, MISS) for browsers and CDNs. @default { noCache: true } (`public, no-cache`; `private, no-cache` per user) */
+  cacheControl?: CacheControlOption
+  /** A client's `Cache-Control: no-cache` or `max-age=0`: `'ignore'` answers from the cache as usual; `'revalidate'` runs the handler and stores the new response. @default 'ignore' */
+  clientNoCache?: 'ignore' | 'revalidate'
+  /** Send each shared entry's tags in this response header, so that the same tags can purge a CDN. @default false */
+  tagHeader?: TagHeader | false
   /** Response statuses that may be stored. @default [200] */
   statuses?: number[]
   /** Request headers whose values become part of every key (e.g. `['accept-language']`; add `'accept-encoding'` when responses are compressed). @default [] */
   vary?: string[]
   /** Response headers kept in an entry besides the defaults (content-type, content-language, content-encoding, content-disposition, link, last-modified, vary, x-content-type-options). @default [] */
   headers?: string[]
-  /** Cookies that mark a logged-in request: such requests never get a shared entry. @default ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session'] */
+  /** Cookies that mark a logged-in request: such requests never get a shared entry. The `session` plugin's cookie is added whatever its name. @default ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session'] */
   sessionCookies?: string[]
   /** Finds the user of a request for `perUser` routes. @default request.session?.userId ?? request.user?.id */
   user?: (request: any) => string | number | null | undefined
@@ -40,6 +80,12 @@ export interface RouteCacheConfig {
   ttl?: Duration
   /** @default the plugin's `staleWhileRevalidate` */
   staleWhileRevalidate?: Duration
+  /** @default the plugin's `staleIfError` */
+  staleIfError?: Duration
+  /** Replaces the plugin's `cacheControl` for this route. @default the plugin's `cacheControl` */
+  cacheControl?: CacheControlOption
+  /** @default the plugin's `clientNoCache` */
+  clientNoCache?: 'ignore' | 'revalidate'
   /** Request headers that vary the response, added to the plugin's. @default [] */
   vary?: string[]
   /** Key entries by user: `true` uses the plugin's `user` resolver, or give a function. Without it, requests with credentials bypass the cache. @default false */
@@ -64,12 +110,21 @@ export interface RouteInvalidation {
 /** Settings shared by the plugin's defaults and each route's resolved config. */
 interface ResolvedCacheSettings {
   ttl: number
+  /** stale-while-revalidate window, ms. */
   grace: number
+  /** stale-if-error window, ms. */
+  staleIfError: number
+  /** Our Cache-Control for a cached response: from the time left in this cache and whether the entry is shared; undefined sends none. */
+  cacheControl: ((leftMs: number, shared: boolean) => string) | undefined
+  /** True when a client's no-cache / max-age=0 runs the handler. */
+  revalidateOnNoCache: boolean
+  tagHeader: { name: TagHeader, separator: string } | undefined
   statuses: readonly number[]
+  /** Sorted, lower-case. */
   vary: readonly string[]
   keepHeaders: readonly string[]
   /** Session cookies: they mark credentials, and their renewal does not stop a per-user entry. */
-  sessionCookies: readonly string[]
+  sessionCookies: CookieNames
   lock: boolean
   lockTtl: number
   lockWait: number
@@ -106,6 +161,54 @@ function statusList (value: unknown, name: string): number[] {
   return value as number[]
 }
 
+const CACHE_CONTROL_KEYS = optionKeys<CacheControlDirectives>({ maxAge: true, sMaxAge: true, staleWhileRevalidate: true, staleIfError: true, noCache: true, mustRevalidate: true, immutable: true })
+
+/** Validates a `cacheControl` option into a function of the time left and whether the entry is shared. */
+function cacheControlOf (value: CacheControlOption | undefined, name: string): ResolvedCacheSettings['cacheControl'] {
+  if (value === false) return undefined
+  if (typeof value === 'string') {
+    if (!/^[\x20-\x7e]+$/.test(value) || value.trim() === '') throw new InvalidOptionError(name, 'expected a Cache-Control value of printable characters')
+    return () => value
+  }
+  const d = value ?? {}
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw new InvalidOptionError(name, 'expected directives ({ maxAge, sMaxAge, ... }), a string or false')
+  checkKeys(d, CACHE_CONTROL_KEYS, name)
+  const seconds = (v: Duration | 'ttl' | undefined, key: string): number | 'ttl' | undefined =>
+    v === undefined || v === 'ttl' ? v : Math.floor(parseDuration(v, `${name}.${key}`) / 1000)
+  const maxAge = seconds(d.maxAge, 'maxAge')
+  const sMaxAge = seconds(d.sMaxAge, 'sMaxAge')
+  const swr = seconds(d.staleWhileRevalidate, 'staleWhileRevalidate')
+  const sie = seconds(d.staleIfError, 'staleIfError')
+  const noCache = bool(d.noCache, `${name}.noCache`, maxAge === undefined && sMaxAge === undefined)
+  const tail = [
+    noCache ? 'no-cache' : '',
+    swr !== undefined ? `stale-while-revalidate=${swr as number}` : '',
+    sie !== undefined ? `stale-if-error=${sie as number}` : '',
+    bool(d.mustRevalidate, `${name}.mustRevalidate`, false) ? 'must-revalidate' : '',
+    bool(d.immutable, `${name}.immutable`, false) ? 'immutable' : ''
+  ].filter((x) => x !== '')
+  const age = (v: number | 'ttl', leftMs: number): number => v === 'ttl' ? Math.max(0, Math.floor(leftMs / 1000)) : v
+  return (leftMs, shared) => [
+    shared ? 'public' : 'private',
+    maxAge !== undefined ? `max-age=${age(maxAge, leftMs)}` : '',
+    sMaxAge !== undefined && shared ? `s-maxage=${age(sMaxAge, leftMs)}` : '',
+    ...tail
+  ].filter((x) => x !== '').join(', ')
+}
+
+function clientNoCacheOf (value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (value !== 'ignore' && value !== 'revalidate') throw new InvalidOptionError(name, "expected 'ignore' or 'revalidate'")
+  return value === 'revalidate'
+}
+
+function tagHeaderOf (value: unknown): ResolvedCacheSettings['tagHeader'] {
+  if (value === undefined || value === false) return undefined
+  if (value === 'surrogate-key') return { name: value, separator: ' ' }
+  if (value === 'cache-tag') return { name: value, separator: ',' }
+  throw new InvalidOptionError('tagHeader', "expected 'surrogate-key', 'cache-tag' or false")
+}
+
 function bool (value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'expected true or false')
@@ -113,24 +216,32 @@ function bool (value: unknown, name: string, fallback: boolean): boolean {
 }
 
 const PLUGIN_KEYS = [...REGISTER_KEYS, ...optionKeys<ResponseCacheOptions>({
-  ttl: true, staleWhileRevalidate: true, statuses: true, vary: true, headers: true, sessionCookies: true, user: true, lock: true, lockTtl: true, lockWait: true, bufferStreams: true
+  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, tagHeader: true, statuses: true, vary: true, headers: true, sessionCookies: true, user: true, lock: true, lockTtl: true, lockWait: true, bufferStreams: true
 })]
 const ROUTE_KEYS = optionKeys<RouteCacheConfig>({
-  ttl: true, staleWhileRevalidate: true, vary: true, perUser: true, key: true, tags: true, statuses: true, bufferStreams: true, lock: true
+  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, vary: true, perUser: true, key: true, tags: true, statuses: true, bufferStreams: true, lock: true
 })
 const INVALIDATION_KEYS = optionKeys<RouteInvalidation>({ tags: true })
 
-/** Validates the plugin options and fills the defaults. */
-export function resolveResponseCacheOptions (opts: ResponseCacheOptions): ResolvedResponseCacheOptions {
+/**
+ * Validates the plugin options and fills the defaults. `credentialCookies` are cookie names
+ * learned at run time (the session plugin's), added to `sessionCookies`.
+ */
+export function resolveResponseCacheOptions (opts: ResponseCacheOptions, credentialCookies: CookieNames = { has: () => false }): ResolvedResponseCacheOptions {
   checkKeys(opts, PLUGIN_KEYS, 'responseCache')
   if (opts.user !== undefined && typeof opts.user !== 'function') throw new InvalidOptionError('user', 'expected a function (request) => user id')
+  const listed = new Set(cookieList(opts.sessionCookies ?? ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session']))
   return Object.freeze({
     ttl: parseDuration(opts.ttl ?? '1m', 'ttl'),
     grace: parseDuration(opts.staleWhileRevalidate ?? 0, 'staleWhileRevalidate'),
+    staleIfError: parseDuration(opts.staleIfError ?? 0, 'staleIfError'),
+    cacheControl: cacheControlOf(opts.cacheControl, 'cacheControl'),
+    revalidateOnNoCache: clientNoCacheOf(opts.clientNoCache, 'clientNoCache', false),
+    tagHeader: tagHeaderOf(opts.tagHeader),
     statuses: Object.freeze(statusList(opts.statuses ?? [200], 'statuses')),
-    vary: Object.freeze(headerList(opts.vary ?? [], 'vary')),
+    vary: Object.freeze(headerList(opts.vary ?? [], 'vary').sort()),
     keepHeaders: Object.freeze([...new Set([...DEFAULT_KEPT_HEADERS, ...headerList(opts.headers ?? [], 'headers')])]),
-    sessionCookies: Object.freeze(opts.sessionCookies ?? ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session']),
+    sessionCookies: { has: (name: string) => listed.has(name) || credentialCookies.has(name) },
     user: opts.user ?? defaultUser,
     lock: bool(opts.lock, 'lock', false),
     lockTtl: parseDuration(opts.lockTtl ?? '10s', 'lockTtl'),
@@ -154,8 +265,12 @@ export function resolveRouteCache (config: RouteCacheConfig | true, plugin: Reso
   return Object.freeze({
     ttl: parseDuration(c.ttl ?? plugin.ttl, `${name}.ttl`),
     grace: parseDuration(c.staleWhileRevalidate ?? plugin.grace, `${name}.staleWhileRevalidate`),
+    staleIfError: parseDuration(c.staleIfError ?? plugin.staleIfError, `${name}.staleIfError`),
+    cacheControl: c.cacheControl === undefined ? plugin.cacheControl : cacheControlOf(c.cacheControl, `${name}.cacheControl`),
+    revalidateOnNoCache: clientNoCacheOf(c.clientNoCache, `${name}.clientNoCache`, plugin.revalidateOnNoCache),
+    tagHeader: plugin.tagHeader,
     statuses: c.statuses === undefined ? plugin.statuses : statusList(c.statuses, `${name}.statuses`),
-    vary: [...new Set([...plugin.vary, ...headerList(c.vary ?? [], `${name}.vary`)])],
+    vary: [...new Set([...plugin.vary, ...headerList(c.vary ?? [], `${name}.vary`)])].sort(),
     keepHeaders: plugin.keepHeaders,
     sessionCookies: plugin.sessionCookies,
     bufferStreams: bool(c.bufferStreams, `${name}.bufferStreams`, plugin.bufferStreams),
@@ -184,8 +299,15 @@ export function checkRouteInvalidation (inv: unknown, name: string): RouteInvali
   return i
 }
 
-function hasCookie (header: string | string[] | undefined, names: readonly string[]): boolean {
+function hasCookie (header: string | string[] | undefined, names: CookieNames): boolean {
   if (header === undefined) return false
   const text = Array.isArray(header) ? header.join('; ') : header
-  return text.split(';').some((pair) => names.includes(pair.split('=')[0]?.trim() ?? ''))
+  return text.split(';').some((pair) => names.has(pair.split('=')[0]?.trim() ?? ''))
+}
+
+function cookieList (value: unknown): string[] {
+  if (!Array.isArray(value) || !value.every((c) => typeof c === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(c))) {
+    throw new InvalidOptionError('sessionCookies', 'expected an array of cookie names')
+  }
+  return value as string[]
 }

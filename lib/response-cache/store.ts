@@ -5,18 +5,22 @@ import type { Cache } from '../cache/index.js'
 import type { ResponseEntry } from './http.js'
 
 export interface Lookup {
+  /** 'stale': past the entry's ttl, inside the longer of its stale-while-revalidate and stale-if-error windows. */
   state: 'fresh' | 'stale' | 'miss'
   entry?: ResponseEntry
+  /** Milliseconds since the entry was stored, by the Redis clock. */
+  age?: number
   /** Redis time of the read; a value computed after it is written with `since`, so an invalidation in between wins. */
   readAt?: string
 }
 
-interface EntryHead { s: number, h: Record<string, string>, e: string, t: number }
+interface EntryHead { s: number, h: Record<string, string>, e: string, t: number, g?: readonly string[] }
 
 // An entry is one Buffer (stored as raw bytes by the codec, no base64 or JSON of the body):
 // a JSON line with status, headers, ETag and time, then the body.
 function encodeEntry (entry: ResponseEntry): Buffer {
   const head: EntryHead = { s: entry.status, h: entry.headers, e: entry.etag, t: entry.storedAt }
+  if (entry.tags.length > 0) head.g = entry.tags
   return Buffer.concat([Buffer.from(JSON.stringify(head) + '\n'), entry.body])
 }
 
@@ -26,7 +30,7 @@ function decodeEntry (bytes: unknown): ResponseEntry | undefined {
   if (nl < 0) return undefined
   try {
     const head = JSON.parse(bytes.toString('utf8', 0, nl)) as EntryHead
-    return { status: head.s, headers: head.h, etag: head.e, storedAt: head.t, body: bytes.subarray(nl + 1) }
+    return { status: head.s, headers: head.h, etag: head.e, storedAt: head.t, tags: head.g ?? [], body: bytes.subarray(nl + 1) }
   } catch {
     return undefined
   }
@@ -46,8 +50,12 @@ export class ResponseStore {
     this.#cache = cache
   }
 
-  /** Reads an entry. Rejects when Redis failed (the caller answers BYPASS). */
-  get (key: string): Promise<Lookup> {
+  /**
+   * Reads an entry. Rejects when Redis failed (the caller answers BYPASS). `fresh` asks for a
+   * read that starts now, not one already under way.
+   */
+  get (key: string, fresh = false): Promise<Lookup> {
+    if (fresh) return this.#read(key)
     let pending = this.#reads.get(key)
     if (pending === undefined) {
       pending = this.#read(key).finally(() => this.#reads.delete(key))
@@ -61,7 +69,7 @@ export class ResponseStore {
     if (read.state === 'error') throw read.error
     if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
     const entry = decodeEntry(read.value)
-    return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry }
+    return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry, age: read.age }
   }
 
   async set (key: string, path: string, entry: ResponseEntry, opts: { ttl: number, grace: number, tags: string[], since?: string }): Promise<void> {
@@ -71,25 +79,33 @@ export class ResponseStore {
   /**
    * Takes the fill lock of `key`, or waits up to `wait` for the instance that holds it to store
    * the entry: a release function, `'filled'` when the entry appeared, or null when the wait
-   * ran out (the caller then runs the handler itself).
+   * ran out (the caller then runs the handler itself). A holder that ends without storing an
+   * entry frees the lock, and the next poll takes it.
    */
   async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
-    const lock = await this.#cache.lock(`fill|${key}`, { ttl })
-    if (lock !== null) {
-      // The previous holder may have stored the entry between our read and our lock. A read of
-      // our own: one shared with lookups that began before the lock could be older than it.
-      const again = await this.#read(key).catch(() => undefined)
-      if (again?.state !== 'fresh') return async () => { await lock.release() }
-      await lock.release()
-      return 'filled'
-    }
     const deadline = Date.now() + wait
-    while (Date.now() < deadline) {
+    for (;;) {
+      const lock = await this.#cache.lock(`fill|${key}`, { ttl })
+      if (lock !== null) {
+        // The previous holder may have stored the entry between our read and our lock. A read of
+        // our own: one shared with lookups that began before the lock could be older than it.
+        const again = await this.#read(key).catch(() => undefined)
+        if (again?.state !== 'fresh') return async () => { await lock.release() }
+        await lock.release()
+        return 'filled'
+      }
+      if (Date.now() >= deadline) return null
       await sleep(25)
       const found = await this.get(key).catch(() => undefined)
       if (found?.state === 'fresh') return 'filled'
     }
-    return null
+  }
+
+  /** The Redis clock in µs, as `readAt` is: the basis of a value computed without a read. */
+  async now (): Promise<string> {
+    const ms = await this.#cache.core.client.frsTime()
+    // A Cluster answers from any node: a second earlier stays on the safe side of their clocks.
+    return String((ms - 1000) * 1000)
   }
 
   /**
