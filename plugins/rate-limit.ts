@@ -31,6 +31,13 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
   fastify.redisSuite.addHealthSection('rateLimit', () => ({ ...guard.stats }))
   fastify.decorate<RateLimitApi>('rateLimit', guard.api)
 
+  // Routes that count by outcome: the check's verdict waits here for the response's status.
+  const settling = new WeakMap<FastifyRequest, (statusCode: number) => void>()
+  const settle = async (request: FastifyRequest, reply: FastifyReply) => {
+    const fn = settling.get(request)
+    if (fn !== undefined) { settling.delete(request); fn(reply.statusCode) }
+  }
+
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const routeGuard = guard.forRoute(route.config?.rateLimit, route.method, route.url, routeOptionPath(route.method, route.url, 'config.rateLimit'))
     if (routeGuard === null) return
@@ -38,6 +45,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
       const verdict = await routeGuard.check(request)
       if (verdict.action === 'pass') {
         if (verdict.headers !== undefined) reply.headers(verdict.headers)
+        if (verdict.settle !== undefined) settling.set(request, verdict.settle)
         return
       }
       reply.headers(verdict.headers)
@@ -49,6 +57,10 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, op
     }
     const existing = route[options.hook]
     route[options.hook] = existing === undefined ? [check] : [check, ...(Array.isArray(existing) ? existing : [existing])] as typeof existing
+    if (routeGuard.settles) {
+      const after = route.onResponse
+      route.onResponse = after === undefined ? [settle] : [...(Array.isArray(after) ? after : [after]), settle] as typeof after
+    }
   })
 }
 

@@ -77,7 +77,8 @@ t.test('headers: draft structured fields, and a 429 problem with Retry-After >= 
   t.equal(refused.statusCode, 429)
   t.match(refused.headers['content-type'], /^application\/problem\+json/)
   const body = refused.json()
-  t.match(body, { type: 'about:blank', status: 429, title: 'Too Many Requests', code: 'FRS_RATE_LIMITED' })
+  t.match(body, { type: 'https://iana.org/assignments/http-problem-types#quota-exceeded', status: 429, title: 'Too Many Requests', code: 'FRS_RATE_LIMITED' })
+  t.same(body['violated-policies'], ['anon'], 'the quota-exceeded problem names the policy that refused')
   const [, params] = sf(refused.headers.ratelimit)[0] as [unknown, Record<string, number>]
   t.equal(params.r, 0)
   t.ok(Number(refused.headers['retry-after']) >= (params.t as number), `Retry-After ${refused.headers['retry-after']} >= t ${params.t}`)
@@ -291,7 +292,7 @@ t.test('health section counts outcomes', async (t) => {
   await app.inject('/')
   await app.inject('/')
   const health = await app.redisHealth()
-  t.same(health.rateLimit, { allowed: 1, limited: 1, failedOpen: 0, failedClosed: 0 })
+  t.same(health.rateLimit, { allowed: 1, limited: 1, blockedLocally: 0, dryRunRefused: 0, refunded: 0, failedOpen: 0, failedClosed: 0, failedLocal: 0 })
 })
 
 t.test('bad options fail at registration, naming the option', async (t) => {

@@ -1,6 +1,7 @@
 import { InvalidOptionError, RateLimitUnavailableError } from '../core/index.js'
 import { resolvePolicies } from './limiter.js'
 import type { Algorithm, Limiter, LimitResult, Policy, RateSpec } from './limiter.js'
+import type { LocalLimiter } from './local.js'
 
 /** Programmatic limits for code that is not a route: `consume('booking:' + id, '5/hour')`. */
 export interface RateLimitApi {
@@ -13,11 +14,12 @@ export interface RateLimitApi {
 }
 
 /**
- * The programmatic API over a limiter. Redis failures follow the plugin's policy: with
- * `failClosed` they reject with FRS_RATE_LIMIT_UNAVAILABLE, else they resolve allowed with no
- * policies (no made-up counts). `keyOf` turns the caller's key into a Redis key.
+ * The programmatic API over a limiter. Redis failures follow the plugin's policy: `'closed'`
+ * rejects with FRS_RATE_LIMIT_UNAVAILABLE, `'open'` resolves allowed with no policies (no
+ * made-up counts), a local limiter counts in this process. `keyOf` turns the caller's key into
+ * a Redis key.
  */
-export function createRateLimitApi (limiter: Limiter, keyOf: (key: string) => string, failClosed: boolean, logFailure: (err: unknown) => void): RateLimitApi {
+export function createRateLimitApi (limiter: Limiter, keyOf: (key: string) => string, onError: 'open' | 'closed' | LocalLimiter, logFailure: (err: unknown) => void): RateLimitApi {
   const cache = new Map<string, Policy[]>()
   const policies = (rate: RateSpec, o: { algorithm?: Algorithm, burst?: number }): Policy[] => {
     if (typeof rate !== 'string') return resolvePolicies(rate, { name: 'default', algorithm: o.algorithm ?? 'gcra', burst: o.burst }, 'rate')
@@ -34,12 +36,14 @@ export function createRateLimitApi (limiter: Limiter, keyOf: (key: string) => st
     const cost = o.cost ?? 1
     if (!Number.isSafeInteger(cost) || cost < 1) throw new InvalidOptionError('cost', 'expected a positive integer')
     const list = policies(rate, o)
+    const redisKey = keyOf(key)
     try {
-      return await limiter[mode](keyOf(key), list, cost)
+      return await limiter[mode](redisKey, list, cost)
     } catch (err) {
       logFailure(err)
-      if (failClosed) throw new RateLimitUnavailableError({ cause: err })
-      return { allowed: true, retryAfterMs: 0, banned: false, policies: [] }
+      if (onError === 'closed') throw new RateLimitUnavailableError({ cause: err })
+      if (onError === 'open') return { allowed: true, retryAfterMs: 0, banned: false, policies: [] }
+      return mode === 'consume' ? onError.consume(redisKey, list, cost) : { allowed: true, retryAfterMs: 0, banned: false, policies: [] }
     }
   }
   return {

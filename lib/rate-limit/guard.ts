@@ -1,68 +1,36 @@
-// The rate limiter of HTTP routes, whatever the framework: the options, each route's
-// policies, which counter a request spends, and what to answer (pass with headers, 429, or
-// 503 when Redis fails and the policy is to fail closed). A door (a Fastify hook, an Express
-// middleware) asks `check()` and applies the verdict; it holds no rules of its own.
-import { BlockList, isIP } from 'node:net'
-import { checkKeys, hashed, InvalidOptionError, optionKeys, parsePositiveDuration, RateLimitedError, RateLimitUnavailableError, REGISTER_KEYS, throttledWarn } from '../core/index.js'
-import type { Duration, Keyspace, WarnLogger } from '../core/index.js'
+// The rate limiter of HTTP routes, whatever the framework: which budget a request spends, and
+// what to answer (pass with headers, 429, or 503 when Redis fails and the policy is to fail
+// closed). A door (a Fastify hook, an Express middleware) asks `check()`, applies the verdict
+// and, on routes that count by outcome, calls `settle(statusCode)` after the response.
+import { hashed, RateLimitedError, RateLimitUnavailableError, throttledWarn } from '../core/index.js'
+import type { Keyspace, KeyPart, WarnLogger } from '../core/index.js'
 import { createRateLimitApi } from './api.js'
 import type { RateLimitApi } from './api.js'
+import { compileRoute } from './config.js'
+import type { LimitedRequest, ResolvedRateLimitOptions, RouteRateLimit, Spend } from './config.js'
 import { rateLimitHeaders } from './headers.js'
-import type { HeaderMode } from './headers.js'
 import { normalizeIp } from './ip.js'
-import { isAlgorithm, resolvePolicies } from './limiter.js'
-import type { Algorithm, Limiter, LimitResult, Policy, RateSpec } from './limiter.js'
+import type { Limiter, LimitResult, Policy } from './limiter.js'
+import { BlockCache, LocalLimiter } from './local.js'
 
-/** What the guard needs of a request: its client address; the option functions get the whole request. */
-export interface LimitedRequest { ip: string }
-
-type ClientKeyFn<Req> = (request: Req) => string | number | null | undefined
-
-/** Limits of one route (`config: { rateLimit: {...} }`); what is left out comes from the plugin options. */
-export interface RouteRateLimit<Req = LimitedRequest> {
-  /** For every client. @default the plugin's rate */
-  rate?: RateSpec
-  /** For requests without a user (by IP); without it and `rate`, they are not limited. @default rate */
-  anonymousRate?: RateSpec
-  /** For requests with a user; without it and `rate`, they are not limited. @default rate */
-  userRate?: RateSpec
-  /** @default the plugin's algorithm */
-  algorithm?: Algorithm
-  /** GCRA: requests allowed at once. @default the rate's count */
-  burst?: number
-  /** Who is counted; null or undefined falls back to the user, then the IP. @default the plugin's key */
-  key?: ClientKeyFn<Req>
-  /** Units one request uses. @default 1 */
-  cost?: number | ((request: Req) => number)
-}
-
-export interface RateLimitOptions<Req = LimitedRequest, Reply = unknown> extends Omit<RouteRateLimit<Req>, 'cost'> {
-  /** Named connection of the core plugin. @default the default connection */
-  connection?: string
-  /** Key namespace, to keep apps on one prefix apart. @default 'default' */
-  namespace?: string
-  /** Resolves the user of a request. @default request.session?.userId ?? request.user?.id */
-  user?: (request: Req) => string | number | null | undefined
-  /** IPs and CIDRs (`'10.0.0.0/8'`) never limited, or a function that says so. @default [] */
-  allowList?: string[] | ((request: Req) => boolean)
-  /** @default 'draft' */
-  headers?: HeaderMode
-  /** Answer 503 instead of letting requests through when Redis fails. @default false */
-  failClosed?: boolean
-  /** Refuse every request of a client for `duration` after `after` refusals within `duration`. @default undefined (no bans) */
-  ban?: { after: number, duration: Duration }
-  /** Called before a 429 is sent; it may send its own reply. @default undefined */
-  onExceeded?: (request: Req, reply: Reply, result: LimitResult) => void | Promise<void>
-  /** The route hook that checks limits; 'preHandler' when users are resolved by later hooks. @default 'onRequest' */
-  hook?: 'onRequest' | 'preHandler'
-}
+/** The problem type of draft-ietf-httpapi-ratelimit-headers-10 for a request over a quota. */
+export const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 
 /** A problem details body (RFC 9457), as the 429 and 503 send it. */
-export interface ProblemBody { type: string, title: string, status: number, code: string, detail: string, retryAfter?: number }
+export interface ProblemBody {
+  type: string
+  title: string
+  status: number
+  code: string
+  detail: string
+  /** 429: the names of the policies that refused the request (all of them during a ban). */
+  'violated-policies'?: string[]
+  retryAfter?: number
+}
 
 /** What to do with a request: let it through (with headers to send), or answer for it. */
 export type Verdict =
-  | { action: 'pass', headers?: Record<string, string> }
+  | { action: 'pass', headers?: Record<string, string>, settle?: (statusCode: number) => void }
   | { action: 'refuse', status: 429, headers: Record<string, string>, body: ProblemBody, result: LimitResult }
   | { action: 'refuse', status: 503, headers: Record<string, string>, body: ProblemBody }
 
@@ -70,126 +38,50 @@ export type Verdict =
 export interface RouteGuard<Req> {
   /** `METHODS /url` (GET and HEAD share one counter). */
   id: string
+  /** True when the route counts by outcome: the door calls a passing verdict's `settle`. */
+  settles: boolean
   check: (request: Req) => Promise<Verdict>
 }
 
-interface CompiledRoute<Req> { id: string, anon: Policy[] | null, user: Policy[] | null, key: ClientKeyFn<Req> | undefined, cost: (request: Req) => number }
-
-const defaultUser = (request: unknown): unknown => {
-  const r = request as { session?: { userId?: unknown }, user?: { id?: unknown } }
-  return r.session?.userId ?? r.user?.id
-}
-
-const ROUTE_KEYS = optionKeys<RouteRateLimit>({ rate: true, anonymousRate: true, userRate: true, algorithm: true, burst: true, key: true, cost: true })
-const KEYS = [...REGISTER_KEYS, ...ROUTE_KEYS.filter((k) => k !== 'cost'), ...optionKeys<Omit<RateLimitOptions, keyof RouteRateLimit>>({
-  connection: true, namespace: true, user: true, allowList: true, headers: true, failClosed: true, ban: true, onExceeded: true, hook: true
-})]
-const BAN_KEYS = optionKeys<NonNullable<RateLimitOptions['ban']>>({ after: true, duration: true })
-
-/** The plugin options, checked (an unknown key, a bad rate or type stops startup) and with their defaults. */
-export function resolveRateLimitOptions<Req extends LimitedRequest, Reply> (opts: RateLimitOptions<Req, Reply> | undefined) {
-  const o = opts ?? {}
-  checkKeys(o, KEYS, 'rateLimit')
-  const algorithm = o.algorithm ?? 'gcra'
-  if (!isAlgorithm(algorithm)) throw new InvalidOptionError('algorithm', 'expected "gcra", "fixed-window" or "sliding-window"')
-  for (const name of ['key', 'user', 'onExceeded'] as const) {
-    if (o[name] !== undefined && typeof o[name] !== 'function') throw new InvalidOptionError(name, 'expected a function')
-  }
-  const headers = o.headers ?? 'draft'
-  if (!['draft', 'legacy', 'both', false].includes(headers)) throw new InvalidOptionError('headers', 'expected "draft", "legacy", "both" or false')
-  const hook = o.hook ?? 'onRequest'
-  if (hook !== 'onRequest' && hook !== 'preHandler') throw new InvalidOptionError('hook', 'expected "onRequest" or "preHandler"')
-  if (typeof (o.failClosed ?? false) !== 'boolean') throw new InvalidOptionError('failClosed', 'expected a boolean')
-  let ban: { after: number, durationMs: number } | undefined
-  if (o.ban !== undefined) {
-    checkKeys(o.ban, BAN_KEYS, 'rateLimit.ban')
-    if (!Number.isSafeInteger(o.ban?.after) || o.ban.after < 1) throw new InvalidOptionError('ban.after', 'expected a positive integer')
-    ban = { after: o.ban.after, durationMs: parsePositiveDuration(o.ban.duration, 'ban.duration') }
-  }
-  let allowList: (request: Req) => boolean = () => false
-  if (typeof o.allowList === 'function') allowList = o.allowList
-  else if (o.allowList !== undefined) allowList = ipAllowList(o.allowList)
-  // Validate the plugin's rates now, so that a typo fails at startup even before a route uses it.
-  const base = { rate: o.rate, anonymousRate: o.anonymousRate, userRate: o.userRate, algorithm, burst: o.burst, key: o.key }
-  const global = o.rate !== undefined || o.anonymousRate !== undefined || o.userRate !== undefined
-  if (global) compileRoute<Req>({}, '', base, '')
-  return Object.freeze({ ...base, connection: o.connection, namespace: o.namespace, user: o.user ?? defaultUser, allowList, headers, hook, failClosed: o.failClosed ?? false, ban, onExceeded: o.onExceeded, global })
-}
-
-export type ResolvedRateLimitOptions<Req extends LimitedRequest, Reply> = ReturnType<typeof resolveRateLimitOptions<Req, Reply>>
-
-function ipAllowList (entries: unknown): (request: LimitedRequest) => boolean {
-  if (!Array.isArray(entries)) throw new InvalidOptionError('allowList', 'expected an array of IPs and CIDRs, or a function')
-  const list = new BlockList()
-  for (const entry of entries) {
-    const [addr = '', bits] = String(entry).split('/')
-    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4'
-    if (isIP(addr) === 0 || (bits !== undefined && !/^\d+$/.test(bits))) throw new InvalidOptionError('allowList', `"${entry}" is not an IP or CIDR`)
-    if (bits === undefined) list.addAddress(addr, type)
-    else list.addSubnet(addr, Number(bits), type)
-  }
-  return (request) => {
-    const ip = normalizeIp(request.ip)
-    if (ip === undefined) return false
-    if (!ip.includes(':')) return list.check(ip, 'ipv4') // IPv4-mapped addresses included
-    const zone = request.ip.indexOf('%')
-    return list.check(zone === -1 ? request.ip : request.ip.slice(0, zone), 'ipv6')
-  }
-}
-
-type Base<Req> = Partial<Pick<RouteRateLimit<Req>, 'rate' | 'anonymousRate' | 'userRate' | 'algorithm' | 'burst' | 'key'>>
-
-function compileRoute<Req> (route: RouteRateLimit<Req>, id: string, base: Base<Req>, at: string): CompiledRoute<Req> {
-  const name = (option: string) => at === '' ? option : `${at}.${option}`
-  if (route === null || typeof route !== 'object') throw new InvalidOptionError(at, 'expected an object or false')
-  if (at !== '') checkKeys(route, ROUTE_KEYS, at)
-  const algorithm = route.algorithm ?? base.algorithm ?? 'gcra'
-  const ownRate = route.rate !== undefined || route.anonymousRate !== undefined || route.userRate !== undefined
-  const burst = route.burst ?? (ownRate ? undefined : base.burst)
-  // The most specific rate wins: the route's scope rate, the route's rate, the plugin's scope rate, the plugin's rate.
-  const pick = (scope: 'anonymousRate' | 'userRate', policyName: string): Policy[] | null => {
-    const [spec, option] = route[scope] !== undefined
-      ? [route[scope], scope]
-      : route.rate !== undefined ? [route.rate, 'rate'] : base[scope] !== undefined ? [base[scope], scope] : [base.rate, 'rate']
-    return spec === undefined ? null : resolvePolicies(spec, { name: policyName, algorithm, burst }, name(option))
-  }
-  const anon = pick('anonymousRate', 'anon')
-  const user = pick('userRate', 'user')
-  if (anon === null && user === null) throw new InvalidOptionError(name('rate'), 'no rate is set for this route nor in the plugin options')
-  const cost = route.cost ?? 1
-  if (typeof cost !== 'function' && (!Number.isSafeInteger(cost) || cost < 1)) throw new InvalidOptionError(name('cost'), 'expected a positive integer or a function')
-  if (route.key !== undefined && typeof route.key !== 'function') throw new InvalidOptionError(name('key'), 'expected a function')
-  return { id, anon, user, key: route.key ?? base.key, cost: typeof cost === 'function' ? cost : () => cost }
-}
-
-function problem (status: number, title: string, code: string, detail: string): ProblemBody {
-  return { type: 'about:blank', title, status, code, detail }
-}
-
-const PROBLEM_TYPE = { 'content-type': 'application/problem+json' }
+/** The guard logs through `warn` (Redis failures) and `info` (dry-run refusals). */
+export interface GuardLogger extends WarnLogger { info: (obj: object, msg: string) => void }
 
 export interface RateLimitGuardOptions<Req extends LimitedRequest, Reply> {
   limiter: Limiter
   keyspace: Keyspace
   options: ResolvedRateLimitOptions<Req, Reply>
-  log: WarnLogger
+  log: GuardLogger
 }
+
+/** Clients that `onRedisError: 'local'` counts in one process at most. */
+export const LOCAL_LIMITER_MAX = 10_000
+
+const PROBLEM_TYPE = { 'content-type': 'application/problem+json' }
 
 /** The limiter of one app's routes: counts, stats and the programmatic API share it. */
 export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
   readonly options: ResolvedRateLimitOptions<Req, Reply>
-  readonly stats = { allowed: 0, limited: 0, failedOpen: 0, failedClosed: 0 }
+  readonly stats = { allowed: 0, limited: 0, blockedLocally: 0, dryRunRefused: 0, refunded: 0, failedOpen: 0, failedClosed: 0, failedLocal: 0 }
   readonly api: RateLimitApi
   readonly #limiter: Limiter
   readonly #keyspace: Keyspace
+  readonly #log: GuardLogger
   readonly #logFailure: (err: unknown) => void
+  readonly #blocks: BlockCache | undefined
+  readonly #local: LocalLimiter | undefined
+  // one key builder per budget (its tag's fixed parts escaped once)
+  readonly #keyBuilders = new Map<string, (...rest: KeyPart[]) => string>()
 
   constructor (o: RateLimitGuardOptions<Req, Reply>) {
     this.options = o.options
     this.#limiter = o.limiter
     this.#keyspace = o.keyspace
-    this.#logFailure = failureLog(o.log, o.options.failClosed)
-    this.api = createRateLimitApi(o.limiter, (key) => o.keyspace.taggedKey(['k', key]), o.options.failClosed, this.#logFailure)
+    this.#log = o.log
+    this.#logFailure = failureLog(o.log, o.options.onRedisError)
+    this.#blocks = o.options.blockCache === false ? undefined : new BlockCache(o.options.blockCache)
+    this.#local = o.options.onRedisError === 'local' ? new LocalLimiter(LOCAL_LIMITER_MAX) : undefined
+    const onError = this.#local ?? (o.options.onRedisError === 'closed' ? 'closed' : 'open')
+    this.api = createRateLimitApi(o.limiter, (key) => o.keyspace.taggedKey(['k', key]), onError, this.#logFailure)
   }
 
   /**
@@ -200,46 +92,119 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
     if (config === false || (config === undefined && !this.options.global)) return null
     // HEAD is GET without a body (Fastify adds a HEAD route for each GET): one counter for both.
     const id = `${[...new Set([methods].flat().map((m) => (m === 'HEAD' ? 'GET' : m)))].join(',')} ${url}`
-    const compiled = compileRoute(config ?? {}, id, this.options, at)
-    const keyOf = this.#keyspace.taggedKeyWith('r', compiled.id)
-    const options = this.options
-    const stats = this.stats
+    const route = compileRoute(this.options as ResolvedRateLimitOptions<Req, unknown>, config ?? {}, id, at)
+    const anonKey = route.anon === null ? undefined : this.#keyBuilder(route.anon)
+    const userKey = route.user === null ? undefined : this.#keyBuilder(route.user)
+    const { options, stats } = this
+    const blocks = route.dryRun ? undefined : this.#blocks
     return {
       id,
+      settles: route.count !== 'all',
       check: async (request) => {
         if (options.allowList(request)) return { action: 'pass' }
         const user = options.user(request)
-        const custom = compiled.key?.(request)
+        const isUser = user !== undefined && user !== null
+        const spend = isUser ? route.user : route.anon
+        if (spend === null) return { action: 'pass' }
+        const policies = spend.policies(request)
+        if (policies === null) return { action: 'pass' }
+        const keyOf = (isUser ? userKey : anonKey) as (...rest: KeyPart[]) => string
+        const custom = route.key?.(request)
         // A custom key may be a secret (an API key): only its digest goes into Redis.
         const key = custom !== undefined && custom !== null
           ? keyOf('k', hashed(String(custom)))
-          : user !== undefined && user !== null ? keyOf('u', String(user)) : keyOf('ip', normalizeIp(request.ip) ?? String(request.ip))
-        const policies = user === undefined || user === null ? compiled.anon : compiled.user
-        if (policies === null) return { action: 'pass' }
-        let result: LimitResult
-        try {
-          result = await this.#limiter.consume(key, policies, compiled.cost(request))
-        } catch (err) {
-          this.#logFailure(err)
-          if (!options.failClosed) { stats.failedOpen++; return { action: 'pass' } }
-          stats.failedClosed++
-          const error = new RateLimitUnavailableError({ cause: err })
-          return { action: 'refuse', status: 503, headers: PROBLEM_TYPE, body: problem(503, 'Service Unavailable', error.code, error.message) }
+          : isUser ? keyOf('u', String(user)) : keyOf('ip', normalizeIp(request.ip, options.ipv6Subnet) ?? String(request.ip))
+        const cost = route.cost(request)
+        let result = blocks?.refused(key, cost)
+        let local = false
+        if (result !== undefined) {
+          stats.blockedLocally++
+        } else {
+          try {
+            result = await this.#limiter.consume(key, policies, cost)
+          } catch (err) {
+            this.#logFailure(err)
+            if (this.#local === undefined) return this.#failed()
+            stats.failedLocal++
+            result = this.#local.consume(key, policies, cost)
+            local = true
+          }
+          if (!result.allowed) blocks?.add(key, cost, result)
         }
-        const headers = options.headers !== false || !result.allowed ? rateLimitHeaders(result, options.headers) : undefined
-        if (result.allowed) { stats.allowed++; return { action: 'pass', headers } }
+        if (result.allowed) {
+          stats.allowed++
+          const headers = options.headers !== false ? rateLimitHeaders(result, options.headers) : undefined
+          if (route.count === 'all') return { action: 'pass', headers }
+          const counted = result
+          return {
+            action: 'pass',
+            headers,
+            settle: (statusCode) => {
+              const success = route.successful(request, statusCode)
+              if (success === (route.count === 'successes')) return
+              this.#refund(key, policies, cost, counted.timeMs ?? Date.now(), local)
+            }
+          }
+        }
+        const violated = violatedPolicies(result, cost)
+        if (route.dryRun) {
+          stats.dryRunRefused++
+          this.#log.info({ rateLimit: { route: id, counter: spend.counter, policies: violated, retryAfterMs: result.retryAfterMs } }, 'rate limiter (dry run): would refuse this request')
+          const headers = options.headers !== false ? rateLimitHeaders({ ...result, allowed: true }, options.headers) : undefined
+          return { action: 'pass', headers }
+        }
         stats.limited++
         const retry = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
         const error = new RateLimitedError(retry)
-        return { action: 'refuse', status: 429, headers: { ...headers, ...PROBLEM_TYPE }, body: { ...problem(429, 'Too Many Requests', error.code, error.message), retryAfter: retry }, result }
+        return {
+          action: 'refuse',
+          status: 429,
+          headers: { ...rateLimitHeaders(result, options.headers), ...PROBLEM_TYPE },
+          body: { type: QUOTA_EXCEEDED, title: 'Too Many Requests', status: 429, code: error.code, detail: error.message, 'violated-policies': violated, retryAfter: retry },
+          result
+        }
       }
     }
   }
+
+  #keyBuilder (spend: Spend<Req>): (...rest: KeyPart[]) => string {
+    const id = spend.tag.join('\u0000')
+    let build = this.#keyBuilders.get(id)
+    if (build === undefined) {
+      build = this.#keyspace.taggedKeyWith(...spend.tag)
+      this.#keyBuilders.set(id, build)
+    }
+    return build
+  }
+
+  #failed (): Verdict {
+    if (this.options.onRedisError === 'open') { this.stats.failedOpen++; return { action: 'pass' } }
+    this.stats.failedClosed++
+    const error = new RateLimitUnavailableError()
+    return { action: 'refuse', status: 503, headers: PROBLEM_TYPE, body: { type: 'about:blank', title: 'Service Unavailable', status: 503, code: error.code, detail: error.message } }
+  }
+
+  #refund (key: string, policies: readonly Policy[], cost: number, timeMs: number, local: boolean): void {
+    if (local) { this.#local?.refund(key, policies, cost, timeMs); this.stats.refunded++; return }
+    // counted once Redis has it, so that `refunded` in redisHealth() says what is given back
+    this.#limiter.refund(key, policies, cost, timeMs).then(() => { this.stats.refunded++ }, (err: unknown) => this.#logFailure(err))
+  }
+}
+
+// The policies that refused a request of `cost`; during a ban, every one.
+function violatedPolicies (result: LimitResult, cost: number): string[] {
+  const names: string[] = []
+  for (const s of result.policies) if (s.remaining < cost) names.push(s.policy.name)
+  return names.length > 0 || !result.banned ? names : result.policies.map((s) => s.policy.name)
 }
 
 // A Redis outage fails every request; one warning per 10 s says so without flooding the log.
-function failureLog (log: WarnLogger, failClosed: boolean): (err: unknown) => void {
+function failureLog (log: WarnLogger, mode: 'open' | 'closed' | 'local'): (err: unknown) => void {
   const warn = throttledWarn(log)
-  const msg = failClosed ? 'rate limiter: Redis failed; refusing requests with 503' : 'rate limiter: Redis failed; letting requests through unlimited'
+  const msg = {
+    open: 'rate limiter: Redis failed; letting requests through unlimited',
+    closed: 'rate limiter: Redis failed; refusing requests with 503',
+    local: 'rate limiter: Redis failed; counting in this process until it is back'
+  }[mode]
   return (err) => warn({ err }, msg)
 }

@@ -2,11 +2,11 @@ import { isIP } from 'node:net'
 
 /**
  * The client part of a rate-limit key for an IP address: IPv4 as is, IPv4-mapped IPv6
- * (`::ffff:1.2.3.4`) as the IPv4 address, other IPv6 addresses as their /64 network
- * (`2001:db8:1:2::/64`), since one host usually owns a whole /64. Returns undefined for
- * anything that is not an IP address.
+ * (`::ffff:1.2.3.4`) as the IPv4 address, other IPv6 addresses as their network of
+ * `subnet` bits (`2001:db8:1:2::/64` by default), since one host usually owns a whole /64.
+ * Returns undefined for anything that is not an IP address.
  */
-export function normalizeIp (ip: string | undefined): string | undefined {
+export function normalizeIp (ip: string | undefined, subnet = 64): string | undefined {
   if (ip === undefined) return undefined
   // The common case, without isIP's regular expression (a few microseconds a request).
   if (isDottedQuad(ip)) return ip
@@ -22,7 +22,24 @@ export function normalizeIp (ip: string | undefined): string | undefined {
     const lo = groups[7] as number
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
   }
-  return groups.slice(0, 4).map((g) => g.toString(16)).join(':') + '::/64'
+  return ipv6Network(groups, subnet)
+}
+
+/** `2001:db8:1:2::/64`: the groups that the prefix covers, the last one masked. */
+function ipv6Network (groups: number[], bits: number): string {
+  const n = Math.ceil(bits / 16)
+  let out = ''
+  for (let i = 0; i < n; i++) {
+    const keep = Math.min(16, bits - 16 * i)
+    const g = (groups[i] as number) & ((0xffff << (16 - keep)) & 0xffff)
+    out += (i === 0 ? '' : ':') + g.toString(16)
+  }
+  return out + (n < 8 ? '::/' : '/') + bits
+}
+
+/** True for an IPv6 prefix length that `normalizeIp` takes: an integer from 1 to 128. */
+export function isIpv6Subnet (bits: unknown): bits is number {
+  return Number.isSafeInteger(bits) && (bits as number) >= 1 && (bits as number) <= 128
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (an embedded IPv4 tail included). */

@@ -52,6 +52,8 @@ export interface LimitResult {
   /** True while the client is banned for repeated excess. */
   banned: boolean
   policies: PolicyState[]
+  /** The time of the check (ms, Redis `TIME`), which a later {@link Limiter.refund} names. */
+  timeMs?: number
 }
 
 export interface LimiterOptions {
@@ -106,10 +108,14 @@ export function resolvePolicies (spec: unknown, defaults: PolicyDefaults, option
 
 interface Check {
   key: string
-  mode: 'c' | 'p'
+  mode: 'c' | 'p' | 'r'
   cost: number
   policies: readonly Policy[]
+  /** Refunds only: the time of the check that counted. */
+  at?: number
 }
+
+const REFUNDED: LimitResult = Object.freeze({ allowed: true, retryAfterMs: 0, banned: false, policies: [] })
 
 /**
  * Checks and counts requests against policies, atomically in a Redis script.
@@ -149,6 +155,16 @@ export class Limiter {
     return this.#enqueue('p', key, policies, cost)
   }
 
+  /**
+   * Gives back what a counted check of `cost` used, atomically in the same script as the
+   * checks (for routes that count only some outcomes): a GCRA arrival time moves back by the
+   * cost, a window's count drops by it while that window (or, sliding, the next one) is still
+   * stored. `timeMs` is the check's {@link LimitResult.timeMs}. Bans are left as they are.
+   */
+  async refund (key: string, policies: readonly Policy[], cost: number, timeMs: number): Promise<void> {
+    await this.#batcher.add(key, { key, mode: 'r', cost, policies, at: Math.floor(timeMs) })
+  }
+
   /** Forgets every count and ban of `key`. */
   async reset (key: string): Promise<void> {
     await this.#client.del(key)
@@ -169,7 +185,7 @@ export class Limiter {
       if (k === undefined) { keys.push(c.key); k = keys.length; keyIndex.set(c.key, k) }
       let l = listIndex.get(c.policies)
       if (l === undefined) { lists.push(c.policies); l = lists.length; listIndex.set(c.policies, l) }
-      checks += `${k}${c.mode}${c.cost}/${l} `
+      checks += c.at === undefined ? `${k}${c.mode}${c.cost}/${l} ` : `${k}${c.mode}${c.cost}/${l}@${c.at} `
     }
     const args: Array<string | number> = [keys.length, ...keys, this.#clock === undefined ? '' : this.#clock(), this.#banAfter, this.#banMs, lists.length]
     for (const list of lists) args.push(...policyArgs(list))
@@ -177,9 +193,13 @@ export class Limiter {
     const call = this.#client.frsRateLimit(...(args as [number, ...string[]]))
     const reply = (this.#timeoutMs === undefined ? await call : await bounded(call, this.#timeoutMs)).split(' ').map(Number)
     const results: LimitResult[] = []
-    let at = 0
+    const timeMs = reply[0] as number
+    let at = 1
     for (const c of batch) {
-      results.push(parseReply(reply, c.policies, at))
+      if (c.mode === 'r') { results.push(REFUNDED); continue }
+      const result = parseReply(reply, c.policies, at)
+      result.timeMs = timeMs
+      results.push(result)
       at += 3 + 2 * c.policies.length
     }
     return results

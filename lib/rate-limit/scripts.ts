@@ -33,12 +33,14 @@ export const limiterScripts: ScriptDefinition[] = [
     // ARGV[3] ban duration in ms, also the window in which refusals are counted
     // ARGV[4] number of policy lists L; then per list its length n and 5 values per policy:
     //         algorithm ('g' | 'f' | 's'), limit, window ms, burst (GCRA), field name
-    // then    the checks in one string, each `<key index><c|p><cost>/<list index> `: the key's
-    //         index in KEYS, 'c' to consume or 'p' to peek (read only), the cost (units it
-    //         uses of every policy), the policy list's index (from 1)
+    // then    the checks in one string, each `<key index><c|p|r><cost>/<list index>[@<ms>] `:
+    //         the key's index in KEYS, 'c' to consume, 'p' to peek (read only) or 'r' to refund
+    //         a counted check (given back its cost; `@<ms>` is that check's time), the cost
+    //         (units it uses of every policy), the policy list's index (from 1)
     // reply:  one string of integers separated by spaces (cheaper for the client to decode
-    //         than an array), per check in order: allowed 1|0, retry after ms, banned 1|0,
-    //         then per policy of its list: remaining, reset ms
+    //         than an array): the time (ms), then per check in order (refunds have none):
+    //         allowed 1|0, retry after ms, banned 1|0, then per policy of its list: remaining,
+    //         reset ms
     lua: `
 ${nowFrom(1)}
 local banAfter = tonumber(ARGV[2])
@@ -109,6 +111,34 @@ local function fast (key, cost, q, out)
     out[n + 1], out[n + 2], out[n + 3] = '0', wait, '0'
     out[n + 4] = tostring(math.max(math.floor((tau - (tat - now) + 1e-3) / T), 0))
     out[n + 5] = wait
+  end
+end
+-- A refund: what a counted check at t0 used of each policy, given back while it is stored.
+-- The state only shrinks, so the key's TTL (set when it was counted) still covers it.
+local function refund (key, cost, pol, t0)
+  local s = load(key, pol.fields)
+  local v = s.v
+  for i = 1, #pol do
+    local q = pol[i]
+    if q[1] == 'g' then
+      local tat = tonumber(v[q.f])
+      if tat ~= nil and tat > now then
+        tat = tat - cost * q.T
+        if tat < now then tat = now end
+        set(s, q.f, tat)
+        queue(key, s)
+      end
+    else
+      local w = q[3]
+      local start = t0 - (t0 % w)
+      local a = tonumber(v[q.fs])
+      local f = nil
+      if a == start then f = q.fc elseif a == start + w and q[1] == 's' then f = q.fp end
+      if f ~= nil and (tonumber(v[f]) or 0) > 0 then
+        set(s, f, math.max((tonumber(v[f]) or 0) - cost, 0))
+        queue(key, s)
+      end
+    end
   end
 end
 local function check (key, consume, cost, pol)
@@ -279,10 +309,12 @@ for l = 1, tonumber(ARGV[4]) do
   lists[l] = list
   a = a + 1
 end
-local out = {}
-for k, mode, cost, l in string.gmatch(ARGV[a], '(%d+)(%a)(%d+)/(%d+)') do
+local out = { string.format('%d', now) }
+for k, mode, cost, l, t0 in string.gmatch(ARGV[a], '(%d+)(%a)(%d+)/(%d+)@?(%d*)') do
   local list = lists[tonumber(l)]
-  if list.fast and mode == 'c' then
+  if mode == 'r' then
+    refund(KEYS[tonumber(k)], tonumber(cost), list, tonumber(t0))
+  elseif list.fast and mode == 'c' then
     fast(KEYS[tonumber(k)], tonumber(cost), list[1], out)
   else
     local r = check(KEYS[tonumber(k)], mode == 'c', tonumber(cost), list)
@@ -301,7 +333,8 @@ for _, key in ipairs(order) do
     end
     redis.call('HSET', key, unpack(hs))
   end
-  redis.call('PEXPIRE', key, s.need)
+  -- need is 0 when only refunds wrote: the TTL set by the counting still covers the state
+  if s.need > 0 then redis.call('PEXPIRE', key, s.need) end
 end
 return table.concat(out, ' ')`
   }
