@@ -2,6 +2,7 @@
 // locks that coalesce misses across instances. Everything lives in one cache namespace.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Cache } from '../cache/index.js'
+import { flushWrites } from '../core/index.js'
 import type { ResponseEntry } from './http.js'
 
 export interface Lookup {
@@ -43,8 +44,11 @@ export function urlTag (path: string): string {
 
 export class ResponseStore {
   readonly #cache: Cache
-  // Concurrent lookups of one key share one Redis read (its answer is at most one round trip old).
-  readonly #reads = new Map<string, Promise<Lookup>>()
+  // Lookups of one key that arrive before its read is sent share that read; the reads of one
+  // event-loop turn go out at its end. A lookup never joins a read already sent: that read may
+  // run before an invalidation that answered before this lookup began.
+  #queued = new Map<string, Promise<Lookup>>()
+  #turn: Promise<void> | undefined
 
   constructor (cache: Cache) {
     this.#cache = cache
@@ -52,16 +56,30 @@ export class ResponseStore {
 
   /**
    * Reads an entry. Rejects when Redis failed (the caller answers BYPASS). `fresh` asks for a
-   * read that starts now, not one already under way.
+   * read of its own, sent now.
    */
   get (key: string, fresh = false): Promise<Lookup> {
     if (fresh) return this.#read(key)
-    let pending = this.#reads.get(key)
+    let pending = this.#queued.get(key)
     if (pending === undefined) {
-      pending = this.#read(key).finally(() => this.#reads.delete(key))
-      this.#reads.set(key, pending)
+      pending = this.#turnEnd().then(() => this.#read(key))
+      this.#queued.set(key, pending)
     }
     return pending
+  }
+
+  // Resolves at the end of this turn, when the queued lookups are handed to Redis together.
+  #turnEnd (): Promise<void> {
+    this.#turn ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.#turn = undefined
+        this.#queued = new Map()
+        resolve()
+        // From setImmediate a write held for the end of the turn would wait one more turn.
+        queueMicrotask(() => flushWrites(this.#cache.core.client))
+      })
+    })
+    return this.#turn
   }
 
   async #read (key: string): Promise<Lookup> {
