@@ -167,7 +167,7 @@ t.test('Cache-Control: what downstream caches get is the route\'s choice, and a 
   const login = await fetch(base + '/login', { method: 'POST' })
   const cookie = login.headers.get('set-cookie')?.split(';')[0] ?? ''
   t.same(await both('/mine', { cookie }), Array(2).fill('private, max-age=60'), 'a per-user entry is private and has no s-maxage')
-  t.same(await both('/mine-own', { cookie }), Array(2).fill('private, max-age=60'), "even when the handler said public")
+  t.same(await both('/mine-own', { cookie }), Array(2).fill('private, max-age=60'), 'even when the handler said public')
   t.equal(runs.default, 1)
 })
 
