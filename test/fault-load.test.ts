@@ -3,9 +3,8 @@
 // (CLIENT PAUSE) or dies. Every request is answered by its plugin's policy within one
 // commandTimeout plus a small slack, and each plugin logs a few warning lines, not one a request.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
+import type { TeardownHost } from './fixtures/app.js'
+import { startAppProcess } from './fixtures/app-process.js'
 import { freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
@@ -15,20 +14,9 @@ const SLACK = 250
 
 interface Sample { route: string, status: number, ms: number, serverMs: number }
 
-async function start (t: { teardown: (fn: () => unknown) => void }) {
-  const lines: Array<{ level: number, msg: string }> = []
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./fixtures/fault-app.ts', import.meta.url))], {
-    env: { ...process.env, REDIS_CONNECTION: JSON.stringify(redis.connection), PREFIX: freshPrefix(), COMMAND_TIMEOUT: String(COMMAND_TIMEOUT) },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => new Promise<void>((resolve) => { if (child.exitCode !== null) resolve(); else { child.once('exit', () => resolve()); child.kill('SIGTERM') } }))
-  createInterface({ input: child.stderr }).on('line', (line) => { try { lines.push(JSON.parse(line) as { level: number, msg: string }) } catch {} })
-  const first = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`the app exited with ${code}`)))
-  })
-  const { base, cookie } = JSON.parse(first) as { base: string, cookie: string }
-  return { base, cookie, lines }
+async function start (t: TeardownHost) {
+  const app = await startAppProcess<{ base: string, cookie: string }>(t, 'fault-app.ts', { PREFIX: freshPrefix(), COMMAND_TIMEOUT: String(COMMAND_TIMEOUT) })
+  return { ...app.ready, lines: app.lines as Array<{ level: number, msg: string }> }
 }
 
 async function load (base: string, cookie: string, n: number): Promise<Sample[]> {
