@@ -44,6 +44,16 @@ export async function typos (app: FastifyInstance): Promise<void> {
   await app.register(rateLimit, { failclosed: true })
   // @ts-expect-error ban.duraton (duration)
   await app.register(rateLimit, { rate: '1/s', ban: { after: 3, duraton: '1m' } })
+  // @ts-expect-error onRedisErorr (onRedisError)
+  await app.register(rateLimit, { onRedisErorr: 'local' })
+  // @ts-expect-error onRedisError takes 'open' | 'closed' | 'local'
+  await app.register(rateLimit, { onRedisError: 'fallback' })
+  // @ts-expect-error scopes.search.rat (rate)
+  await app.register(rateLimit, { scopes: { search: { rat: '1/s' } } })
+  // @ts-expect-error count takes 'all' | 'failures' | 'successes'
+  await app.register(rateLimit, { rate: '1/s', count: 'errors' })
+  // a plan: the rate as a function of the request
+  await app.register(rateLimit, { userRate: (request) => request.headers['x-pro'] === '1' ? '10000/hour' : '100/hour', scopes: { search: '30/minute' }, blockCache: 10_000, ipv6Subnet: 56, dryRun: true })
   // @ts-expect-error idleTimout (idleTimeout)
   await app.register(session, { secret, idleTimout: '1h' })
   // @ts-expect-error cookie.secrue (secure)
