@@ -270,3 +270,30 @@ t.test('uses Redis TIME without the test clock', async (t) => {
   const refused = results.find((r) => !r.allowed)
   t.ok(refused !== undefined && refused.retryAfterMs > 350_000 && refused.retryAfterMs <= 360_000, `retry about 6 min (${refused?.retryAfterMs})`)
 })
+
+t.test('refund: gives back a counted check, in the window it was counted in, atomically in the script', async (t) => {
+  const { app, clock, limiter, key } = await setup(t)
+  const gcra = one('10/minute', 'gcra', 2)
+  const g = key('refund-g')
+  const counted = await limiter.consume(g, gcra)
+  t.equal(typeof counted.timeMs, 'number', 'the check says when it was counted')
+  await limiter.consume(g, gcra)
+  t.equal((await limiter.peek(g, gcra)).allowed, false, 'the burst of 2 is used')
+  await limiter.refund(g, gcra, 1, counted.timeMs as number)
+  t.equal((await limiter.peek(g, gcra)).policies[0]?.remaining, 1, 'GCRA: one unit back')
+  await limiter.refund(g, gcra, 5, counted.timeMs as number)
+  t.equal((await limiter.peek(g, gcra)).policies[0]?.remaining, 2, 'never more than the whole quota')
+
+  const fixed = one('3/minute', 'fixed-window')
+  const sliding = one('3/minute', 'sliding-window')
+  clock.now = T0 + 50_000
+  const f = await limiter.consume(key('refund-f'), fixed, 2)
+  const s = await limiter.consume(key('refund-s'), sliding, 2)
+  clock.now = T0 + 60_000 // the next window
+  await limiter.refund(key('refund-f'), fixed, 2, f.timeMs as number)
+  t.equal((await limiter.consume(key('refund-f'), fixed, 3)).allowed, true, 'fixed: a refund from a past window changes nothing in the new one')
+  t.equal((await limiter.peek(key('refund-s'), sliding, 2)).allowed, false, 'sliding: the previous window\'s 2 still weigh')
+  await limiter.refund(key('refund-s'), sliding, 2, s.timeMs as number)
+  t.equal((await limiter.peek(key('refund-s'), sliding, 3)).allowed, true, 'sliding: refunded from the previous window\'s count')
+  await assertTtl(t, app.redis, app.redisSuite.prefix)
+})
