@@ -4,24 +4,12 @@
 // that counts only failures reserves at the check, so concurrent failures cannot overshoot,
 // and its successes are given back.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { freshPrefix, testRedis } from './fixtures/redis.js'
+import type { TeardownHost } from './fixtures/app.js'
+import { startAppProcess } from './fixtures/app-process.js'
+import { freshPrefix } from './fixtures/redis.js'
 
-const redis = await testRedis()
-
-async function startApp (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./fixtures/rate-limit-app.ts', import.meta.url))], {
-    env: { ...process.env, REDIS_CONNECTION: JSON.stringify(redis.connection), ...env },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(() => new Promise<void>((resolve) => { if (child.exitCode !== null) resolve(); else { child.once('exit', () => resolve()); child.kill('SIGTERM') } }))
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`the app exited with ${code}`)))
-  })
-  return (JSON.parse(line) as { base: string }).base
+async function startApp (t: TeardownHost, env: Record<string, string>): Promise<string> {
+  return (await startAppProcess(t, 'rate-limit-app.ts', env)).ready.base
 }
 
 const prefix = freshPrefix()
