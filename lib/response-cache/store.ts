@@ -102,21 +102,23 @@ export class ResponseStore {
    */
   async lockOrWait (key: string, ttl: number, wait: number): Promise<(() => Promise<void>) | 'filled' | null> {
     const deadline = Date.now() + wait
-    for (;;) {
-      const lock = await this.#cache.lock(`fill|${key}`, { ttl })
-      if (lock !== null) {
-        // The previous holder may have stored the entry between our read and our lock. A read of
-        // our own: one shared with lookups that began before the lock could be older than it.
-        const again = await this.#read(key).catch(() => undefined)
-        if (again?.state !== 'fresh') return async () => { await lock.release() }
-        await lock.release()
-        return 'filled'
-      }
+    const take = (): ReturnType<Cache['lock']> => this.#cache.lock(`fill|${key}`, { ttl })
+    let lock = await take()
+    while (lock === null) {
+      // Wait for the holder's entry; when it is not there yet, try the lock again.
       if (Date.now() >= deadline) return null
       await sleep(25)
       const found = await this.get(key).catch(() => undefined)
       if (found?.state === 'fresh') return 'filled'
+      lock = await take()
     }
+    const held = lock
+    // The previous holder may have stored the entry between our read and our lock. A read of
+    // our own: one shared with lookups that began before the lock could be older than it.
+    const again = await this.#read(key).catch(() => undefined)
+    if (again?.state !== 'fresh') return async () => { await held.release() }
+    await held.release()
+    return 'filled'
   }
 
   /** The Redis clock in µs, as `readAt` is: the basis of a value computed without a read. */
