@@ -285,6 +285,27 @@ t.test("a client's no-cache: ignored by default, or a fresh run with clientNoCac
   t.equal((await get(base + '/revalidate', { 'cache-control': 'max-age=60' })).headers.get('x-cache'), 'HIT', 'other request directives change nothing')
 })
 
+t.test("a client's no-cache run that an invalidation overtakes does not leave its value behind", async (t) => {
+  let version = 1
+  const { base, app } = await listening(t, { responseCache: true }, (app) => {
+    app.get('/slow', { config: { cache: { clientNoCache: 'revalidate', tags: ['slow'] } } }, async () => {
+      const v = version
+      await sleep(150)
+      return { v }
+    })
+  })
+  await get(base + '/slow')
+  t.equal((await get(base + '/slow')).headers.get('x-cache'), 'HIT', 'a fresh entry')
+  const running = get(base + '/slow', { 'cache-control': 'no-cache' })
+  await sleep(50)
+  version = 2
+  await app.cache.invalidateTags(['slow'])
+  t.same(JSON.parse((await running).text), { v: 1 }, 'the run began before the change')
+  const next = await get(base + '/slow')
+  t.equal(next.headers.get('x-cache'), 'MISS', 'its value was computed before the invalidation: not served')
+  t.same(JSON.parse(next.text), { v: 2 })
+})
+
 t.test('bad new options are refused at startup, naming them', async (t) => {
   const start = async (opts: Omit<SuiteOptions, 'redis'>, route?: object): Promise<void> => {
     const app = Fastify({ logger: false })

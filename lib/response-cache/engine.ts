@@ -142,6 +142,9 @@ export class ResponseCacheEngine {
     if (found.entry !== undefined) {
       const served = this.#fromLookup(request, ticket, found, found.entry)
       if (served !== undefined) return served
+      // A fresh hit read without the time (a client's no-cache runs the handler anyway): the
+      // value it computes needs a basis from before it starts.
+      ticket.readAt ??= await this.#store.now().catch(() => undefined)
     }
     const waiting = this.#inflight.get(key)
     if (waiting !== undefined && ticket.fallback === undefined) {
@@ -205,17 +208,11 @@ export class ResponseCacheEngine {
       this.settle(ticket, null)
       return { payload: body ?? payload, headers: { 'x-cache': 'BYPASS' } }
     }
-    let tags: readonly string[] = []
-    try {
-      tags = await ticket.route.tags(request)
-    } catch (err) {
-      this.settle(ticket, null)
-      throw err
-    }
     const ownEtag = headerValue(response.headers.etag as string | string[] | undefined)
-    const entry: ResponseEntry = { status: response.status, headers: keptHeaders(response.headers, ticket.route.keepHeaders), body, etag: ownEtag ?? strongEtag(body), storedAt: Date.now(), tags }
+    const entry: ResponseEntry = { status: response.status, headers: keptHeaders(response.headers, ticket.route.keepHeaders), body, etag: ownEtag ?? strongEtag(body), storedAt: Date.now(), tags: [] }
     let stored = false
     try {
+      const tags = entry.tags = await ticket.route.tags(request)
       await this.#store.set(ticket.key, ticket.path, entry, { ttl: ticket.route.ttl, grace: Math.max(ticket.route.grace, ticket.route.staleIfError), tags: [...tags], since: ticket.readAt })
       stored = true
     } catch (err) {

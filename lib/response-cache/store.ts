@@ -123,9 +123,9 @@ export class ResponseStore {
 
   /** The Redis clock in µs, as `readAt` is: the basis of a value computed without a read. */
   async now (): Promise<string> {
-    const ms = await this.#cache.core.client.frsTime()
-    // A Cluster answers from any node: a second earlier stays on the safe side of their clocks.
-    return String((ms - 1000) * 1000)
+    // On a Cluster any node answers: their clocks are assumed in step (NTP), as the generation
+    // records and the entries already assume. Rounded down to the millisecond.
+    return String((await this.#cache.core.client.frsTime()) * 1000)
   }
 
   /**
