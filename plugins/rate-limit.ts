@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { isCluster, routeOptionPath } from '../lib/core/index.js'
-import { Limiter, RateLimitGuard, resolveRateLimitOptions } from '../lib/rate-limit/index.js'
+import { routeOptionPath } from '../lib/core/index.js'
+import { createRateLimitGuard, resolveRateLimitOptions } from '../lib/rate-limit/index.js'
 import type { RateLimitApi, RateLimitOptions as CoreRateLimitOptions, RouteRateLimit as CoreRouteRateLimit } from '../lib/rate-limit/index.js'
 
 /** Limits of one route (`config: { rateLimit: {...} }`); what is left out comes from the plugin options. */
@@ -22,12 +22,13 @@ declare module 'fastify' {
 
 const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) => {
   const options = resolveRateLimitOptions<FastifyRequest, FastifyReply>(opts)
-  const client = fastify.redisConnection(options.connection)
-  // ioredis bounds a standalone client's commands by its commandTimeout; a Cluster's not while
-  // a node's connection is being set up, and an adopted client may have no timeout at all.
-  const bounded = isCluster(client) || typeof client.options.commandTimeout !== 'number'
-  const limiter = new Limiter({ client, ban: options.ban, timeoutMs: bounded ? fastify.redisSuite.commandTimeout : undefined })
-  const guard = new RateLimitGuard<FastifyRequest, FastifyReply>({ limiter, keyspace: fastify.redisSuite.keyspace('rl', options.namespace), options, log: fastify.log })
+  const guard = createRateLimitGuard<FastifyRequest, FastifyReply>({
+    client: fastify.redisConnection(options.connection),
+    commandTimeout: fastify.redisSuite.commandTimeout,
+    keyspace: fastify.redisSuite.keyspace('rl', options.namespace),
+    options,
+    log: fastify.log
+  })
   fastify.redisSuite.addHealthSection('rateLimit', () => ({ ...guard.stats }))
   fastify.decorate<RateLimitApi>('rateLimit', guard.api)
 

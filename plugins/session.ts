@@ -4,7 +4,8 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { CachingSigner, GONE, LocalSessionCache, RedisSessionStore, RequestSessionStore, resolveSessionOptions } from '../lib/session/index.js'
+import { CachingSigner, createSessionStore, GONE, RequestSessionStore, resolveSessionOptions, sessionHealth } from '../lib/session/index.js'
+import type { LocalSessionCache, RedisSessionStore } from '../lib/session/index.js'
 import type { SessionPluginOptions, UserSession } from '../lib/session/index.js'
 
 export type { LocalCacheOption, SessionCookieOptions, SessionPluginOptions } from '../lib/session/index.js'
@@ -36,28 +37,8 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
   const keyspace = fastify.redisSuite.keyspace('sess', options.namespace)
   // The response cache reads this: a request with the session cookie never gets a shared entry.
   fastify.redisSuite.credentialCookies.add(options.cookieName)
-  const channel = keyspace.key('changed')
-  let cache: LocalSessionCache | undefined
-  if (options.localCache !== undefined) {
-    const local = cache = new LocalSessionCache(client, channel, options.localCache, (live, err) => {
-      if (live) fastify.log.info('session localCache: subscribed to invalidations, serving reads from memory')
-      else fastify.log.warn({ err }, 'session localCache: invalidation subscription lost; every read goes to Redis until it is back')
-    })
-    local.start()
-    fastify.addHook('onClose', () => local.close())
-  }
-  const store = new RedisSessionStore({
-    client,
-    keyspace,
-    channel,
-    cache,
-    idleTimeout: options.idleTimeout,
-    absoluteTimeout: options.absoluteTimeout,
-    rolling: options.rolling,
-    tombstoneTtl: options.tombstoneTtl,
-    userIdField: options.userIdField,
-    maxSessionsPerUser: options.maxSessionsPerUser
-  })
+  const { store, cache } = createSessionStore({ client, keyspace, options, log: fastify.log })
+  if (cache !== undefined) fastify.addHook('onClose', () => cache.close())
 
   const signer = new CachingSigner(options.secret)
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
@@ -165,9 +146,7 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
     store,
     localCache: cache
   })
-  fastify.redisSuite.addHealthSection('session', () => cache === undefined
-    ? { ...store.stats }
-    : { ...store.stats, localCache: { live: cache.live, size: cache.size, ...cache.stats } })
+  fastify.redisSuite.addHealthSection('session', () => sessionHealth(store, cache))
 }
 
 export default fp(sessionPlugin, {

@@ -79,8 +79,8 @@ const MAX_LEARNED_VARY = 8
 
 export interface ResponseCacheEngineOptions {
   store: ResponseStore
-  /** Sends a GET through the app (for a stale-while-revalidate refresh) with these headers. */
-  replay: (url: string, headers: Record<string, string>) => Promise<unknown>
+  /** Sends a GET through the app (for a stale-while-revalidate refresh) with these headers; `request` is the one that found the entry stale. */
+  replay: (url: string, headers: Record<string, string>, request: EngineRequest) => Promise<unknown>
   /** Where Redis failures are logged: at most one line per 10 s, with the count of those left out. */
   log: WarnLogger
 }
@@ -273,7 +273,7 @@ export class ResponseCacheEngine {
     this.#store.lockToRefresh(ticket.key, ticket.route.lockTtl)
       .then(async (release) => {
         if (release === null) return
-        try { await this.#replay(request.url, headers) } finally { await release() }
+        try { await this.#replay(request.url, headers, request) } finally { await release() }
       })
       .catch((err: unknown) => this.#warn({ err }, 'response cache: refresh failed'))
       .finally(() => this.#refreshing.delete(ticket.key))
