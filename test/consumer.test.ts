@@ -17,7 +17,8 @@ const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixture = fileURLToPath(new URL('./fixtures/consumer/', import.meta.url))
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string, version: string, engines: { node: string }, peerDependencies: Record<string, string> }
+const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string, version: string, engines: { node: string }, peerDependencies: Record<string, string>, peerDependenciesMeta?: Record<string, { optional?: boolean }> }
+const optionalPeer = (name: string): boolean => ours.peerDependenciesMeta?.[name]?.optional === true
 const OLDER_FASTIFY = '5.2.2'
 
 interface Seen {
@@ -68,7 +69,10 @@ t.test('the packed tarball, installed into a consumer project', { skip: clusterM
       if (warned.length > 0) t.comment(`engine warnings from the consumer's own Fastify: ${warned.join(', ')}`)
       const fastifyVersion = (JSON.parse(readFileSync(join(dir, 'node_modules', 'fastify', 'package.json'), 'utf8')) as { version: string }).version
       t.notOk(existsSync(join(dir, 'node_modules', ours.name, 'node_modules', 'fastify')), `one copy of fastify (${fastifyVersion}), not a nested second one`)
-      for (const peer of Object.keys(ours.peerDependencies)) t.ok(existsSync(join(dir, 'node_modules', peer, 'package.json')), `peer ${peer} is installed once, at the top`)
+      for (const peer of Object.keys(ours.peerDependencies).filter((p) => !optionalPeer(p))) t.ok(existsSync(join(dir, 'node_modules', peer, 'package.json')), `peer ${peer} is installed once, at the top`)
+      t.notOk(existsSync(join(dir, 'node_modules', 'express')), 'express, an optional peer, is not installed')
+      const expressEntry = await run(process.execPath, ['--input-type=module', '-e', `const m = await import('${ours.name}/express'); console.log(typeof m.redisSuite)`], { cwd: dir })
+      t.equal(expressEntry.stdout.trim(), 'function', 'the Express entry loads without express installed (its peers are loaded only when used)')
 
       for (const kind of variant.clients) {
         const served = await run(process.execPath, ['serve.mjs'], { cwd: dir, env: { ...process.env, REDIS_URL: redis.connection.url, PREFIX: freshPrefix(), CLIENT: kind } })
@@ -102,7 +106,7 @@ function dependencyTree (dir: string, name: string): Set<string> {
     if (seen.has(id)) return
     seen.add(id)
     const deps = Object.keys(pkg.dependencies ?? {})
-    if (peersToo) deps.push(...Object.keys(pkg.peerDependencies ?? {}).filter((p) => p !== 'fastify'))
+    if (peersToo) deps.push(...Object.keys(pkg.peerDependencies ?? {}).filter((p) => p !== 'fastify' && !optionalPeer(p)))
     for (const dep of deps) {
       const found = resolvePackage(pkgDir, dep)
       if (found !== undefined) visit(found, false)
