@@ -28,7 +28,10 @@ export function createExpressApp (suite: RedisSuite, sent: (email: string, code:
     res.status(201).json(products.at(-1))
   })
   app.post('/login', suite.rateLimit({ rate: '5/15m', count: 'failures' }), (req, res, next) => {
-    if (req.body?.password !== 'secret') return void res.status(401).json({ error: 'wrong password' })
+    if (req.body?.password !== 'secret') {
+      res.status(401).json({ error: 'wrong password' })
+      return
+    }
     // A new session id at login, so that an id known before it is worth nothing after.
     req.session.regenerate((err) => {
       if (err !== undefined && err !== null) return next(err)

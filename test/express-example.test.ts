@@ -53,4 +53,3 @@ t.test('a one-time code works once; bad input is a 400', async (t) => {
   t.equal(bad.status, 400)
   t.match(await bad.json(), { code: 'FRS_OTP_INVALID_INPUT' })
 })
-
