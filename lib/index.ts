@@ -32,3 +32,9 @@ export type { SessionStoreOptions, UserSession } from './session/index.js'
 // one-time codes and tokens
 export { Otp, resolveOtpOptions, otpLoggerOptions, otpRedactPaths, redactUrl } from './otp/index.js'
 export type { OtpOptions, IssueInput, VerifyInput, VerifyResult, OtpRateLimited, OtpRateLimitReason, OtpInvalidInput, CreateTokenInput, TokenRecord } from './otp/index.js'
+
+// diagnostics channels and Prometheus metrics
+export { channelNames } from './core/index.js'
+export type { CacheErrorEvent, CacheGetOrSetEvent, CacheReadEvent, CircuitEvent, OtpEvent, RateLimitEvent, RedisCallEvent, ResponseCacheEvent, SessionEvent, SuiteEvent } from './core/index.js'
+export { createSuiteMetrics, loadPromClient, resolveMetricsOptions } from './metrics/index.js'
+export type { MetricsOptions, MetricsRegistry, MetricsScope, SuiteMetrics } from './metrics/index.js'

@@ -21,12 +21,17 @@ export { default as otp } from './otp.js'
 export type { OtpPluginOptions } from './otp.js'
 export { otpLoggerOptions, otpRedactPaths } from '../lib/otp/index.js'
 
+export { default as metrics } from './metrics.js'
+export type { MetricsPluginOptions, MetricsRegistry, SuiteMetrics } from './metrics.js'
+
 export { default as suite } from './suite.js'
 export type { SuiteOptions } from './suite.js'
 
 // What the decorators hold, and the errors the plugins throw or send.
 export { errors } from '../lib/core/index.js'
 export type { Duration, Rate, HealthReport, ConnectionHealth, NodeHealth } from '../lib/core/index.js'
+export { channelNames } from '../lib/core/index.js'
+export type { CacheErrorEvent, CacheGetOrSetEvent, CacheReadEvent, CircuitEvent, OtpEvent, RateLimitEvent, RedisCallEvent, ResponseCacheEvent, SessionEvent, SuiteEvent } from '../lib/core/index.js'
 export type { Cache, CacheOptions } from '../lib/cache/index.js'
 export type { Otp, OtpOptions } from '../lib/otp/index.js'
 export type { UserSession } from '../lib/session/index.js'

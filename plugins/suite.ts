@@ -3,6 +3,8 @@ import fp from 'fastify-plugin'
 import { checkKeys, InvalidOptionError, optionKeys, REGISTER_KEYS } from '../lib/core/index.js'
 import cachePlugin from './cache.js'
 import type { CachePluginOptions } from './cache.js'
+import metricsPlugin from './metrics.js'
+import type { MetricsPluginOptions } from './metrics.js'
 import otpPlugin from './otp.js'
 import type { OtpPluginOptions } from './otp.js'
 import rateLimitPlugin from './rate-limit.js'
@@ -32,13 +34,16 @@ export interface SuiteOptions {
   rateLimit?: RateLimitOptions | true | false
   /** One-time codes and link tokens. @default off */
   otp?: OtpPluginOptions | false
+  /** Prometheus metrics of every part (needs prom-client); `true` for the defaults. @default off */
+  metrics?: MetricsPluginOptions | true | false
 }
 
-const KEYS = [...REGISTER_KEYS, ...optionKeys<SuiteOptions>({ redis: true, cache: true, responseCache: true, session: true, rateLimit: true, otp: true })]
+const KEYS = [...REGISTER_KEYS, ...optionKeys<SuiteOptions>({ redis: true, cache: true, responseCache: true, session: true, rateLimit: true, otp: true, metrics: true })]
 
 const suite: FastifyPluginAsync<SuiteOptions> = async (fastify, opts) => {
   checkKeys(opts, KEYS, 'suite')
   await fastify.register(redisPlugin, opts.redis ?? {})
+  if (opts.metrics !== undefined && opts.metrics !== false) await fastify.register(metricsPlugin, opts.metrics === true ? {} : opts.metrics)
   if (opts.cache !== false) await fastify.register(cachePlugin, opts.cache ?? {})
   if (opts.responseCache !== undefined && opts.responseCache !== false) {
     if (opts.cache === false) throw new InvalidOptionError('responseCache', 'needs the cache: remove "cache: false"')

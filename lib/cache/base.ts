@@ -5,7 +5,7 @@ import { entryLifetime, resolveCacheOptions } from './options.js'
 import type { CacheOptions, ResolvedCacheOptions } from './options.js'
 import { CacheStore } from './store.js'
 import type { StoredItem } from './store.js'
-import { CircuitBreaker, Codec, InvalidOptionError, isCluster, Keyspace, SingleFlight } from '../core/index.js'
+import { channels, CircuitBreaker, Codec, InvalidOptionError, isCluster, Keyspace, SingleFlight } from '../core/index.js'
 import type { Duration, WarnLogger } from '../core/index.js'
 import type { BufferedCounter } from './counter.js'
 
@@ -100,8 +100,12 @@ export class CacheBase {
   async guard<T> (what: string, fn: () => Promise<T>, fallback: T, timeout?: number): Promise<T> {
     try {
       return await this.core.breaker.run(what, fn, timeout)
-    } catch {
+    } catch (err) {
       this.namespaceStats.errors++
+      if (channels.cacheError.hasSubscribers) {
+        const cause = (err as Error).cause
+        channels.cacheError.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, operation: what, error: cause instanceof Error ? cause.message : (err as Error).message })
+      }
       return fallback
     }
   }
@@ -111,14 +115,30 @@ export class CacheBase {
    * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel.
    */
   readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
-    const stats = count ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
+    // Observed reads are tallied apart, then added to the namespace's stats and published.
+    const observed = count && channels.cacheRead.hasSubscribers
+    const stats = count && !observed ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
     const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
     return this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens)).then(
-      (res) => res.items.map((item) => this.#toEntry<T>(item, res.now, stats)),
+      (res) => {
+        const entries = res.items.map((item) => this.#toEntry<T>(item, res.now, stats))
+        if (observed) this.#published(stats, fullKeys.length)
+        return entries
+      },
       (err: unknown) => {
         stats.errors += fullKeys.length
+        if (observed) this.#published(stats, fullKeys.length)
         return fullKeys.map(() => ({ state: 'error', error: err as Error }))
       })
+  }
+
+  #published (tally: NamespaceStats, keys: number): void {
+    const s = this.namespaceStats
+    s.hits += tally.hits
+    s.misses += tally.misses
+    s.staleHits += tally.staleHits
+    s.errors += tally.errors
+    channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys, hits: tally.hits, misses: tally.misses, stale: tally.staleHits, errors: tally.errors })
   }
 
   #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats): CacheEntry<T> {
@@ -194,7 +214,7 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
     client,
     store: new CacheStore(client),
     codec: new Codec(options),
-    breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log }),
+    breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log, client }),
     stats: new CacheStats(),
     flights: new SingleFlight(),
     counters: new Set<BufferedCounter>(),

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CacheBase, CacheEntry, EntryOptions } from './base.js'
-import { CacheFactoryTimeoutError, checkKeys, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { CacheFactoryTimeoutError, channels, checkKeys, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { acquireLock } from './lock.js'
 import type { LockHandle } from './lock.js'
@@ -61,6 +61,7 @@ export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factor
     else if (result.state === 'stale') c.staleHits++
     else if (result.state === 'miss') c.misses++
     else c.errors++
+    if (channels.cacheGetOrSet.hasSubscribers) channels.cacheGetOrSet.publish({ prefix: cache.core.keyspace.prefix, namespace: cache.name, state: result.state })
     return result
   })
 }

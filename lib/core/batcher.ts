@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { flushWrites } from './coalesce.js'
 import { isCluster } from './client.js'
+import { timedCall } from './events.js'
 
 export interface BatcherOptions<T, R> {
   client: Redis | Cluster
@@ -10,6 +11,8 @@ export interface BatcherOptions<T, R> {
   maxBatch?: number
   /** The most calls in flight per channel; items that arrive meanwhile wait for the next (`Infinity`: none wait). @default 1 */
   maxInFlight?: number
+  /** What the calls do, as the `redisCall` diagnostics channel reports them. @default 'batch' */
+  feature?: string
 }
 
 interface Waiting<T, R> { item: T, resolve: (reply: R) => void, reject: (err: unknown) => void }
@@ -37,6 +40,7 @@ export class Batcher<T, R> {
   readonly #maxBatch: number
   readonly #maxInFlight: number
   readonly #perKey: boolean
+  readonly #feature: string
   readonly #channels = new Map<string, Channel<T, R>>()
 
   constructor (opts: BatcherOptions<T, R>) {
@@ -45,6 +49,7 @@ export class Batcher<T, R> {
     this.#maxBatch = opts.maxBatch ?? 128
     this.#maxInFlight = opts.maxInFlight ?? 1
     this.#perKey = isCluster(opts.client)
+    this.#feature = opts.feature ?? 'batch'
   }
 
   /** Queues `item`, whose Redis key is `key`, for the next call of its channel. */
@@ -76,7 +81,7 @@ export class Batcher<T, R> {
     while (ch.waiting.length > 0) {
       const batch = ch.waiting.splice(0, this.#maxBatch)
       ch.inFlight++
-      this.#send(batch.map((w) => w.item)).then((replies) => {
+      timedCall(this.#client, this.#feature, () => this.#send(batch.map((w) => w.item))).then((replies) => {
         for (let i = 0; i < batch.length; i++) (batch[i] as Waiting<T, R>).resolve(replies[i] as R)
       }, (err: unknown) => {
         for (const w of batch) w.reject(err)

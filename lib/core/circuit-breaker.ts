@@ -1,4 +1,6 @@
 import { CacheUnavailableError } from './errors.js'
+import { channels, clientLabels, timedCall } from './events.js'
+import type { CircuitEvent } from './events.js'
 
 /** What the cache logs through: pino's `warn(obj, msg)` (fastify.log) fits. */
 export interface WarnLogger { warn: (obj: object, msg: string) => void }
@@ -13,6 +15,8 @@ export interface CircuitBreakerOptions {
   /** At most one warning per this many ms. */
   warnInterval: number
   log: WarnLogger
+  /** The client the calls go to: names the connection in diagnostics events. @default none (no events) */
+  client?: object
 }
 
 /**
@@ -56,11 +60,14 @@ export class CircuitBreaker {
   run<T> (what: string, fn: () => Promise<T>, timeout = this.#opts.timeout): Promise<T> {
     if (this.open) return Promise.reject(new CacheUnavailableError('the circuit is open after repeated Redis failures'))
     const probe = this.#failures >= this.#opts.threshold
-    if (probe) this.#probing = true
+    if (probe) {
+      this.#probing = true
+      this.#publish('half-open')
+    }
     let timer: NodeJS.Timeout | undefined
     let call: Promise<T>
     try {
-      call = fn()
+      call = this.#opts.client === undefined ? fn() : timedCall(this.#opts.client, 'cache', fn)
     } catch (err) {
       call = Promise.reject(err)
     }
@@ -73,17 +80,31 @@ export class CircuitBreaker {
     return call.then((result) => {
       clearTimeout(timer)
       if (probe) this.#probing = false
+      if (this.#failures >= this.#opts.threshold) this.#publish('closed')
       this.#failures = 0
       return result
     }, (err: unknown) => {
       clearTimeout(timer)
       if (probe) this.#probing = false
+      const wasOpen = this.#failures >= this.#opts.threshold
       if ((err as Error).name === 'ReplyError') this.#failures = 0
       else this.#failures++
-      if (this.#failures >= this.#opts.threshold) this.#openUntil = Date.now() + this.#opts.openFor
+      if (this.#failures >= this.#opts.threshold) {
+        this.#openUntil = Date.now() + this.#opts.openFor
+        // a failed probe opens it again; so does the failure that reaches the threshold
+        if (probe || !wasOpen) this.#publish('open')
+      } else if (wasOpen) {
+        this.#publish('closed')
+      }
       this.warn(err, `cache ${what} failed; failing open`)
       throw new CacheUnavailableError((err as Error).message, { cause: err })
     })
+  }
+
+  #publish (state: CircuitEvent['state']): void {
+    if (this.#opts.client === undefined || !channels.circuit.hasSubscribers) return
+    const { connection, prefix } = clientLabels(this.#opts.client)
+    channels.circuit.publish({ prefix, connection, state })
   }
 
   /** Logs a warning unless one was logged within `warnInterval`; counts the ones it drops. */

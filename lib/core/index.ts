@@ -15,6 +15,8 @@ export type { ConnectionConfig, ManagedConnection, SafeDefaults } from './connec
 export { parseDuration, parsePositiveDuration, parseRate } from './duration.js'
 export type { Duration, DurationUnit, ParsedRate, Rate } from './duration.js'
 export * from './errors.js'
+export { channelNames, channels, clientLabels, describeClient, timedCall } from './events.js'
+export type { CacheErrorEvent, CacheGetOrSetEvent, CacheReadEvent, CircuitEvent, OtpEvent, RateLimitEvent, RedisCallEvent, ResponseCacheEvent, SessionEvent, SuiteEvent, TypedChannel } from './events.js'
 export * as errors from './errors.js'
 export { checkHealth } from './health.js'
 export type { ConnectionHealth, HealthReport, NodeHealth } from './health.js'

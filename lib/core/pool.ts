@@ -9,6 +9,7 @@ import type { ConnectionConfig, ManagedConnection } from './connection.js'
 import type { Duration } from './duration.js'
 import { parsePositiveDuration } from './duration.js'
 import { InvalidOptionError, UnknownConnectionError } from './errors.js'
+import { describeClient } from './events.js'
 import { checkHealth } from './health.js'
 import type { HealthReport } from './health.js'
 import { Keyspace } from './keys.js'
@@ -154,6 +155,7 @@ export async function openPool (options: ResolvedPoolOptions, log: WarnLogger): 
   }
   for (const conn of conns.values()) {
     if (conn.owned) watchErrors(log, conn)
+    describeClient(conn.client, conn.name, options.prefix)
   }
 
   const sections = new Map<string, () => unknown>()

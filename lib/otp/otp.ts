@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
-import type { Duration, Keyspace } from '../core/index.js'
-import { defineScripts, OtpRateLimitedError, throttledWarn } from '../core/index.js'
+import type { Duration, Keyspace, OtpEvent } from '../core/index.js'
+import { channels, defineScripts, OtpRateLimitedError, throttledWarn, timedCall } from '../core/index.js'
 import { guard, mac, retryAfterSeconds, subjectPart } from './common.js'
 import type { OtpLogger } from './common.js'
 import { checkCode, checkInteger, checkPurpose, checkSubject, checkTtl, fields } from './input.js'
@@ -81,9 +81,10 @@ export class Otp {
     const maxAttempts = i.maxAttempts === undefined ? o.maxAttempts : checkInteger(i.maxAttempts, 'maxAttempts', 1, 20)
     const code = String(randomInt(0, 10 ** length)).padStart(length, '0')
     const k = this.#subjectKeys(purpose, subject)
-    const [status, ms] = await guard(this.#log, 'issue', () => this.#client.frsOtpIssue(
+    const [status, ms] = await this.#call('issue', purpose, () => this.#client.frsOtpIssue(
       k.code, k.fails, k.cooldown, k.day, this.#hmac(purpose, subject, code),
       ttl, maxAttempts, o.resendCooldown, o.dailyCap, DAY, o.lockAfter))
+    if (channels.otp.hasSubscribers) this.#publish('issue', purpose, status === 'ok' ? 'issued' : status as OtpRateLimitReason)
     if (status !== 'ok') {
       const retryAfter = retryAfterSeconds(ms)
       const err: OtpRateLimited = Object.assign(new OtpRateLimitedError(retryAfter), { retryAfter, reason: status as OtpRateLimitReason })
@@ -105,9 +106,10 @@ export class Otp {
     const subject = checkSubject(i.subject)
     const code = checkCode(i.code)
     const k = this.#subjectKeys(purpose, subject)
-    const [status, n] = await guard(this.#log, 'verify', () => this.#client.frsOtpVerify(
+    const [status, n] = await this.#call('verify', purpose, () => this.#client.frsOtpVerify(
       k.code, k.fails, this.#hmac(purpose, subject, code), this.#options.lockAfter, this.#options.lockFor))
     this.#log?.debug({ purpose, status }, 'otp: code verified')
+    if (channels.otp.hasSubscribers) this.#publish('verify', purpose, status === 'ok' || status === 'invalid' || status === 'locked' ? status : 'expired')
     switch (status) {
       case 'ok': return { status }
       case 'invalid': return { status, attemptsLeft: n }
@@ -134,6 +136,20 @@ export class Otp {
   /** Invalidates every outstanding token of this purpose and subject. */
   revokeAll (opts: { subject: string, purpose: string }): Promise<void> {
     return this.#tokens.revokeAll(opts)
+  }
+
+  // A Redis call of issue or verify: timed, failing closed (FRS_OTP_UNAVAILABLE), its failure published.
+  #call<T> (operation: OtpEvent['operation'], purpose: string, fn: () => Promise<T>): Promise<T> {
+    const call = guard(this.#log, operation, () => timedCall(this.#client, 'otp', fn))
+    if (!channels.otp.hasSubscribers) return call
+    return call.catch((err: unknown) => {
+      this.#publish(operation, purpose, 'error')
+      throw err
+    })
+  }
+
+  #publish (operation: OtpEvent['operation'], purpose: string, result: OtpEvent['result']): void {
+    channels.otp.publish({ prefix: this.#keys.prefix, operation, purpose, result })
   }
 
   #hmac (purpose: string, subject: string, code: string): string {

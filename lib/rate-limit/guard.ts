@@ -2,8 +2,8 @@
 // what to answer (pass with headers, 429, or 503 when Redis fails and the policy is to fail
 // closed). A door (a Fastify hook, an Express middleware) asks `check()`, applies the verdict
 // and, on routes that count by outcome, calls `settle(statusCode)` after the response.
-import { hashed, RateLimitedError, RateLimitUnavailableError, throttledWarn } from '../core/index.js'
-import type { Keyspace, KeyPart, WarnLogger } from '../core/index.js'
+import { channels, hashed, RateLimitedError, RateLimitUnavailableError, throttledWarn } from '../core/index.js'
+import type { Keyspace, KeyPart, RateLimitEvent, WarnLogger } from '../core/index.js'
 import { createRateLimitApi } from './api.js'
 import type { RateLimitApi } from './api.js'
 import { compileRoute } from './config.js'
@@ -97,6 +97,11 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
     const userKey = route.user === null ? undefined : this.#keyBuilder(route.user)
     const { options, stats } = this
     const blocks = route.dryRun ? undefined : this.#blocks
+    const prefix = this.#keyspace.prefix
+    const method = id.slice(0, id.indexOf(' '))
+    const publish = (outcome: RateLimitEvent['outcome'], source: RateLimitEvent['source'], policies: readonly Policy[], cost: number): void => {
+      channels.rateLimit.publish({ prefix, route: url, method, policy: policyLabel(policies), outcome, source, cost })
+    }
     return {
       id,
       settles: route.count !== 'all',
@@ -117,14 +122,22 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
         const cost = route.cost(request)
         let result = blocks?.refused(key, cost)
         let local = false
+        const observed = channels.rateLimit.hasSubscribers
+        let source: RateLimitEvent['source'] = 'redis'
         if (result !== undefined) {
           stats.blockedLocally++
+          source = 'block-cache'
         } else {
           try {
             result = await this.#limiter.consume(key, policies, cost)
           } catch (err) {
             this.#logFailure(err)
-            if (this.#local === undefined) return this.#failed()
+            if (this.#local === undefined) {
+              const verdict = this.#failed()
+              if (observed) publish(verdict.action === 'pass' ? 'failed-open' : 'failed-closed', 'redis', policies, cost)
+              return verdict
+            }
+            source = 'local'
             stats.failedLocal++
             result = this.#local.consume(key, policies, cost)
             local = true
@@ -133,6 +146,7 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
         }
         if (result.allowed) {
           stats.allowed++
+          if (observed) publish('allowed', source, policies, cost)
           const headers = options.headers !== false ? rateLimitHeaders(result, options.headers) : undefined
           if (route.count === 'all') return { action: 'pass', headers }
           const counted = result
@@ -149,11 +163,13 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
         const violated = violatedPolicies(result, cost)
         if (route.dryRun) {
           stats.dryRunRefused++
+          if (observed) publish('dry-run', source, policies, cost)
           this.#log.info({ rateLimit: { route: id, counter: spend.counter, policies: violated, retryAfterMs: result.retryAfterMs } }, 'rate limiter (dry run): would refuse this request')
           const headers = options.headers !== false ? rateLimitHeaders({ ...result, allowed: true }, options.headers) : undefined
           return { action: 'pass', headers }
         }
         stats.limited++
+        if (observed) publish('limited', source, policies, cost)
         const retry = Math.max(1, Math.ceil(result.retryAfterMs / 1000))
         const error = new RateLimitedError(retry)
         return {
@@ -189,6 +205,17 @@ export class RateLimitGuard<Req extends LimitedRequest, Reply = unknown> {
     // counted once Redis has it, so that `refunded` in redisHealth() says what is given back
     this.#limiter.refund(key, policies, cost, timeMs).then(() => { this.stats.refunded++ }, (err: unknown) => this.#logFailure(err))
   }
+}
+
+// The names of a budget's policies, joined once per list (a route's static rates are one list).
+const policyLabels = new WeakMap<readonly Policy[], string>()
+function policyLabel (policies: readonly Policy[]): string {
+  let label = policyLabels.get(policies)
+  if (label === undefined) {
+    label = policies.map((p) => p.name).join(',')
+    policyLabels.set(policies, label)
+  }
+  return label
 }
 
 // The policies that refused a request of `cost`; during a ban, every one.

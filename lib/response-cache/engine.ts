@@ -13,7 +13,7 @@
 // before they asked.
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { throttledWarn } from '../core/index.js'
+import { channels, throttledWarn } from '../core/index.js'
 import type { WarnLogger } from '../core/index.js'
 import { encodingClass, entryKey, keptHeaders, mergeVary, normalizeQuery, notModified, parseVary, pathOf, privateCacheControl, requestsRevalidation, strongEtag, uncacheableReason, varyPart } from './http.js'
 import type { ResponseEntry } from './http.js'
@@ -45,6 +45,8 @@ export interface Ticket {
   fill?: Fill
   /** A stale entry to serve if the handler fails (stale-if-error). */
   fallback?: ResponseEntry
+  /** The request is this process's stale-while-revalidate refresh. */
+  refresh?: boolean
 }
 
 /** Headers to set on the response. */
@@ -118,7 +120,7 @@ export class ResponseCacheEngine {
 
   async begin (request: EngineRequest, route: ResolvedRouteCache): Promise<Begin> {
     const identity = route.identify(request)
-    if (identity === undefined) return { action: 'run', headers: { 'x-cache': 'BYPASS' } } // credentials on a route that does not key by user
+    if (identity === undefined) return this.#bypass(request, route) // credentials on a route that does not key by user
     const path = pathOf(request.url)
     const vary = this.#learned.get(route) ?? route.vary
     const key = entryKey({
@@ -133,11 +135,12 @@ export class ResponseCacheEngine {
       // A stale-while-revalidate refresh: its value is computed after the stale read, and is
       // written with that read's time, so an invalidation meanwhile wins.
       ticket.readAt = refresh.slice(this.#refreshSecret.length + 1)
+      ticket.refresh = true
       this.#startFill(ticket)
       return { action: 'run', ticket }
     }
     const found = await this.#store.get(key).catch((err: unknown) => { this.#warn({ err }, 'response cache unavailable; serving without it') })
-    if (found === undefined) return { action: 'run', headers: { 'x-cache': 'BYPASS' } }
+    if (found === undefined) return this.#bypass(request, route)
     ticket.readAt = found.readAt
     if (found.entry !== undefined) {
       const served = this.#fromLookup(request, ticket, found, found.entry)
@@ -196,6 +199,7 @@ export class ResponseCacheEngine {
       const stale = ticket.fallback
       this.settle(ticket, null)
       this.#warn({ status: response.status, path: ticket.path }, 'response cache: the handler failed; serving the stale entry (stale-if-error)')
+      this.#published(request, ticket, 'STALE')
       return { payload: stale.body, status: stale.status, headers: this.#headersOf(stale, 'STALE', ticket, true) }
     }
     let reason = request.method === 'HEAD' ? 'HEAD' : uncacheableReason(response.status, ticket.route.statuses, response.headers, ticket.shared ? undefined : ticket.route.sessionCookies)
@@ -206,6 +210,7 @@ export class ResponseCacheEngine {
     else reason ??= 'a stream'
     if (reason !== undefined || body === undefined) {
       this.settle(ticket, null)
+      this.#published(request, ticket, 'BYPASS')
       return { payload: body ?? payload, headers: { 'x-cache': 'BYPASS' } }
     }
     const ownEtag = headerValue(response.headers.etag as string | string[] | undefined)
@@ -219,6 +224,7 @@ export class ResponseCacheEngine {
       this.#warn({ err }, 'response cache: store failed')
     }
     this.settle(ticket, entry, stored)
+    this.#published(request, ticket, 'MISS')
     return { payload: body, headers: this.#headersOf(entry, 'MISS', ticket, false) }
   }
 
@@ -280,11 +286,22 @@ export class ResponseCacheEngine {
   }
 
   #serve (request: EngineRequest, entry: ResponseEntry, status: 'HIT' | 'STALE', ticket: Ticket): Begin {
+    this.#published(request, ticket, status)
     const ims = headerValue(request.headers['if-modified-since'])
     if (notModified(headerValue(request.headers['if-none-match']), ims, entry.etag, entry.headers['last-modified'])) {
       return { action: 'serve', status: 304, headers: this.#headersOf(entry, status, ticket, true, true) }
     }
     return { action: 'serve', status: entry.status, headers: this.#headersOf(entry, status, ticket, true), body: entry.body }
+  }
+
+  #bypass (request: EngineRequest, route: ResolvedRouteCache): Begin {
+    if (channels.responseCache.hasSubscribers) channels.responseCache.publish({ prefix: this.#store.prefix, route: route.route, method: request.method, result: 'BYPASS', refresh: false })
+    return { action: 'run', headers: { 'x-cache': 'BYPASS' } }
+  }
+
+  #published (request: EngineRequest, ticket: Ticket, result: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
+    if (!channels.responseCache.hasSubscribers) return
+    channels.responseCache.publish({ prefix: this.#store.prefix, route: ticket.route.route, method: request.method, result, refresh: ticket.refresh === true })
   }
 
   /**

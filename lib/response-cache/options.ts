@@ -136,6 +136,8 @@ export interface ResolvedResponseCacheOptions extends ResolvedCacheSettings {
 }
 
 export interface ResolvedRouteCache extends ResolvedCacheSettings {
+  /** The route's pattern (`/users/:id`) as `name` gives it, for diagnostics events. */
+  route: string
   /** A string for a per-user entry, null for a shared one, undefined to bypass the cache. */
   identify: (request: CacheRequest) => string | null | undefined
   keyOf: ((request: any) => string) | undefined
@@ -263,6 +265,7 @@ export function resolveRouteCache (config: RouteCacheConfig | true, plugin: Reso
   const userOf = perUser === true ? plugin.user : perUser === false ? undefined : perUser
   const cookieNames = plugin.sessionCookies
   return Object.freeze({
+    route: routeOf(name),
     ttl: parseDuration(c.ttl ?? plugin.ttl, `${name}.ttl`),
     grace: parseDuration(c.staleWhileRevalidate ?? plugin.grace, `${name}.staleWhileRevalidate`),
     staleIfError: parseDuration(c.staleIfError ?? plugin.staleIfError, `${name}.staleIfError`),
@@ -310,4 +313,11 @@ function cookieList (value: unknown): string[] {
     throw new InvalidOptionError('sessionCookies', 'expected an array of cookie names')
   }
   return value as string[]
+}
+
+// `name` is `METHODS /pattern config.cache` (routeOptionPath); the pattern is what lies between.
+function routeOf (name: string): string {
+  const first = name.indexOf(' ')
+  const last = name.lastIndexOf(' ')
+  return first >= 0 && last > first ? name.slice(first + 1, last) : name
 }

@@ -54,6 +54,11 @@ export class ResponseStore {
     this.#cache = cache
   }
 
+  /** The key prefix of the suite, for diagnostics events. */
+  get prefix (): string {
+    return this.#cache.core.keyspace.prefix
+  }
+
   /**
    * Reads an entry. Rejects when Redis failed (the caller answers BYPASS). `fresh` asks for a
    * read of its own, sent now.

@@ -121,14 +121,15 @@ return out`
     // ARGV[2] only destroy when the owner is this user id; '' for any session
     // ARGV[3] invalidation channel, or ''
     // ARGV[4] origin, for the invalidation
-    // reply: {1, owner or ''} when a tombstone was written (also over an absent key, so that
-    // a create racing a revoke fails); {0} when it is a live session of another user
+    // reply: {1, owner or '', 1 when a session was there else 0} when a tombstone was written
+    // (also over an absent key, so that a create racing a revoke fails); {0} when it is a live
+    // session of another user
     lua: PARSE + `
 local created, _, user = parse(redis.call('GET', KEYS[1]))
 if ARGV[2] ~= '' and created and user ~= ARGV[2] then return {0} end
 redis.call('SET', KEYS[1], 'x', 'PX', ARGV[1])
 if created and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. KEYS[1]) end
-return {1, user or ''}`
+return {1, user or '', created and 1 or 0}`
   },
   {
     name: 'frsSessionIndexAdd',
@@ -164,7 +165,7 @@ declare module 'ioredis' {
     frsSessionGet (numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<Array<string | number | null>, Context>
     frsSessionCreate (key: string, maxAgeMs: number, absoluteMs: number, user: string, json: string): Result<number | null, Context>
     frsSessionUpdate (numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<Array<string | number>, Context>
-    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string, origin: string): Result<[0] | [1, string], Context>
+    frsSessionDestroy (key: string, tombstoneMs: number, onlyUser: string, channel: string, origin: string): Result<[0] | [1, string, number], Context>
     frsSessionIndexAdd (key: string, sessionId: string, deadlineMs: number, absoluteMs: number, cap: number): Result<string[], Context>
   }
 }

@@ -1,4 +1,5 @@
-import { Batcher, defineScripts, SessionEndedError, SessionUnavailableError } from '../core/index.js'
+import { Batcher, channels, defineScripts, SessionEndedError, SessionUnavailableError, timedCall } from '../core/index.js'
+import type { SessionEvent } from '../core/index.js'
 import { decodeRecord, encodeRecord, encodeUser } from './record.js'
 import { UserIndex } from './users.js'
 import type { SessionStoreOptions } from './options.js'
@@ -52,8 +53,8 @@ export class RedisSessionStore {
     defineScripts(opts.client, sessionScripts)
     this.#origin = opts.cache?.origin ?? '-'
     this.users = new UserIndex(opts, this)
-    this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys), maxInFlight: Infinity })
-    this.#writes = new Batcher({ client: opts.client, send: (writes) => this.#write(writes), maxInFlight: Infinity })
+    this.#reads = new Batcher({ client: opts.client, send: (keys) => this.#read(keys), maxInFlight: Infinity, feature: 'session' })
+    this.#writes = new Batcher({ client: opts.client, send: (writes) => this.#write(writes), maxInFlight: Infinity, feature: 'session' })
   }
 
   /** The store as one request sees it: see {@link RequestSessionStore}. */
@@ -92,10 +93,14 @@ export class RedisSessionStore {
     const key = this.key(sessionId)
     const cache = this.#o.cache
     const held = cache?.get(key, Date.now())
-    if (held !== undefined) return this.#deliver(held, cb)
+    if (held !== undefined) {
+      if (channels.session.hasSubscribers) this.#publish({ operation: 'read', source: 'local', found: true })
+      return this.#deliver(held, cb)
+    }
     const ticket = cache?.begin(key) ?? 0
     this.#reads.add(key, key).then((reply) => {
       cache?.end(key, ticket, reply?.[0], reply?.[1] ?? 0, Date.now())
+      if (channels.session.hasSubscribers) this.#publish({ operation: 'read', source: 'redis', found: reply !== null })
       if (reply === null) return cb(null, null)
       this.#loaded(reply[0], cb)
     }, (err: unknown) => {
@@ -178,10 +183,11 @@ export class RedisSessionStore {
   /** Ends one session: a tombstone replaces it, and its user's index forgets it. */
   async destroySession (sessionId: string, onlyUser = ''): Promise<boolean> {
     const key = this.key(sessionId)
-    const [done, user] = await this.#o.client.frsSessionDestroy(key, this.#o.tombstoneTtl, onlyUser, this.#o.channel, this.#origin)
+    const [done, user, existed] = await timedCall(this.#o.client, 'session', () => this.#o.client.frsSessionDestroy(key, this.#o.tombstoneTtl, onlyUser, this.#o.channel, this.#origin))
     if (done === 0) return false
     this.#o.cache?.drop(key)
     this.stats.destroyed++
+    if (existed === 1 && channels.session.hasSubscribers) this.#publish({ operation: 'revoke' })
     // Second step, other slot: a failure leaves a stale entry, which reads skip.
     if (user !== undefined && user !== '') await this.users.remove(user, sessionId).catch(() => {})
     return user !== undefined && user !== ''
@@ -194,6 +200,7 @@ export class RedisSessionStore {
     const maxAge = this.#maxAge(session)
     if (meta !== undefined && maxAge === meta.maxAge && session.isModified?.() === false) {
       this.stats.unchanged++ // the read already renewed the TTL
+      if (channels.session.hasSubscribers) this.#publish({ operation: 'unchanged' })
       return this.#cookieUntil(session, meta.created)
     }
     const user = this.userOf(session)
@@ -205,9 +212,10 @@ export class RedisSessionStore {
     let evicted: string[] = []
     if (user !== '' && user !== meta?.user) evicted = await this.users.add(user, sessionId, meta === undefined ? 0 : meta.created + absoluteTimeout)
     if (meta === undefined) {
-      const created = await client.frsSessionCreate(this.key(sessionId), maxAge, absoluteTimeout, user, json)
+      const created = await timedCall(client, 'session', () => client.frsSessionCreate(this.key(sessionId), maxAge, absoluteTimeout, user, json))
       if (created === null) return this.#refuse(session)
       this.stats.created++
+      if (channels.session.hasSubscribers) this.#publish({ operation: 'create' })
       session[META_FIELD] = { created, user, maxAge } satisfies SessionMeta
       this.#cookieUntil(session, created)
     } else {
@@ -231,11 +239,16 @@ export class RedisSessionStore {
         return this.#refuse(session)
       }
       this.stats.updated++
+      if (channels.session.hasSubscribers) this.#publish({ operation: 'update' })
       if (previous !== '' && previous !== user) await this.users.remove(previous, sessionId).catch(() => {})
       session[META_FIELD] = { created: meta.created, user, maxAge } satisfies SessionMeta
       this.#cookieUntil(session, meta.created)
     }
     for (const id of evicted) if (id !== sessionId) await this.destroySession(id, user)
+  }
+
+  #publish (event: Omit<SessionEvent, 'prefix'>): void {
+    channels.session.publish({ prefix: this.#o.keyspace.prefix, ...event })
   }
 
   #maxAge (session: StoredSession): number {
@@ -244,6 +257,7 @@ export class RedisSessionStore {
 
   #refuse (session: StoredSession): void {
     this.stats.refused++
+    if (channels.session.hasSubscribers) this.#publish({ operation: 'refused' })
     session[GONE] = true
   }
 
@@ -255,6 +269,7 @@ export class RedisSessionStore {
 
   #fail (err: unknown): Error {
     this.stats.errors++
+    if (channels.session.hasSubscribers) this.#publish({ operation: 'error' })
     return err instanceof SessionUnavailableError ? err : new SessionUnavailableError({ cause: err })
   }
 }
