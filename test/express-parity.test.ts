@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import suitePlugin from '../plugins/suite.js'
 import type { SuiteOptions } from '../plugins/suite.js'
-import { buildExpress, cookieOf } from './fixtures/express-app.js'
+import { buildExpress, cookieOf, sessionRoutes } from './fixtures/express-app.js'
 import { freshPrefix, testRedis } from './fixtures/redis.js'
 import './fixtures/session.js'
 
@@ -50,15 +50,7 @@ async function expressDoor (): Promise<Door> {
     app.get('/cookie', suite.responseCache(), (_req, res) => { res.setHeader('set-cookie', 'a=b; Path=/'); res.json({ n: ++n }) })
     app.post('/items', suite.invalidates({ tags: ['items'] }), (_req, res) => { res.status(201).json({ ok: true }) })
     app.get('/limited', suite.rateLimit({ scope: 'tight' }), (_req, res) => { res.json({ ok: true }) })
-    app.post('/login', (req, res, next) => {
-      req.session.regenerate((err) => {
-        if (err !== undefined && err !== null) return next(err)
-        req.session.userId = 'u1'
-        res.json({ ok: true })
-      })
-    })
-    app.get('/me', (req, res) => { res.json({ user: req.session.userId ?? null }) })
-    app.post('/logout', (req, res, next) => { req.session.destroy((err) => { if (err !== undefined && err !== null) return next(err); res.json({ ok: true }) }) })
+    sessionRoutes(app)
   })
   return { name: 'express', base }
 }

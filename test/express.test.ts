@@ -2,7 +2,7 @@
 // the toolkit, OTP, health and close, and its options refused by name.
 import t from 'tap'
 import { redisSuite } from '../express/index.js'
-import { buildExpress, cookieOf } from './fixtures/express-app.js'
+import { buildExpress, cookieOf, sessionRoutes } from './fixtures/express-app.js'
 import { testRedis } from './fixtures/redis.js'
 
 const SECRET = 'a-secret-of-at-least-thirty-two-characters'
@@ -89,15 +89,7 @@ t.test('response cache: concurrent misses are coalesced into one handler run', a
 t.test('sessions: login with regenerate, per-user index, logout clears the cookie, revokeUser', async (t) => {
   const { base, suite } = await buildExpress(t, { session: { secret: SECRET } }, (app, suite) => {
     app.use(suite.sessions.middleware)
-    app.post('/login', (req, res, next) => {
-      req.session.regenerate((err) => {
-        if (err !== undefined && err !== null) return next(err)
-        req.session.userId = 'u1'
-        res.json({ ok: true })
-      })
-    })
-    app.get('/me', (req, res) => { res.json({ user: req.session.userId ?? null }) })
-    app.post('/logout', (req, res, next) => { req.session.destroy((err) => { if (err !== undefined && err !== null) return next(err); res.json({ ok: true }) }) })
+    sessionRoutes(app)
   })
   const anon = await fetch(base + '/me')
   t.equal(cookieOf(anon), undefined, 'anonymous traffic gets no cookie')
