@@ -14,6 +14,7 @@ const ROWS: Array<{ name: string, server: string, env?: Record<string, string>, 
   { name: 'bare', server: 'bare' },
   { name: 'suite rate-limit', server: 'rate-limit-suite' },
   { name: 'suite rate-limit, auto-pipelining', server: 'rate-limit-suite', env: { AUTO_PIPELINING: '1' } },
+  { name: 'suite rate-limit, metrics', server: 'rate-limit-metrics' },
   { name: '@fastify/rate-limit (redis)', server: 'rate-limit-peer' },
   { name: '@fastify/rate-limit (redis), auto-pipelining', server: 'rate-limit-peer', env: { AUTO_PIPELINING: '1' } },
   { name: 'suite rate-limit, 10,000 clients', server: 'rate-limit-suite', env: { KEY_HEADER: CLIENTS.name }, clientHeader: CLIENTS },
@@ -45,6 +46,7 @@ export async function run (): Promise<Report> {
   const ratio = (a: string, b: string) => (rps(a) / rps(b)).toFixed(2)
   console.log(`suite / @fastify/rate-limit: ${ratio('suite rate-limit', '@fastify/rate-limit (redis)')}x (goal >= 1.25x); suite / bare: ${ratio('suite rate-limit', 'bare')}x (goal >= 0.69x)`)
   console.log(`10,000 clients: suite / @fastify/rate-limit: ${ratio('suite rate-limit, 10,000 clients', '@fastify/rate-limit (redis), 10,000 clients')}x; suite / bare: ${ratio('suite rate-limit, 10,000 clients', 'bare')}x`)
+  console.log(`metrics: suite with / without: ${ratio('suite rate-limit, metrics', 'suite rate-limit')}x (goal >= 0.95x)`)
   console.log(`auto-pipelining: suite ${ratio('suite rate-limit, auto-pipelining', 'suite rate-limit')}x, @fastify/rate-limit ${ratio('@fastify/rate-limit (redis), auto-pipelining', '@fastify/rate-limit (redis)')}x of the same without`)
   return out
 }

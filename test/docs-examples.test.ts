@@ -36,10 +36,10 @@ t.test('every TypeScript block of the documentation compiles against the package
     private: true,
     type: 'module',
     // the peers (fastify, ioredis, @fastify/session) come with the tarball's peer ranges; the
-    // optional ones (express, express-session) that the Express examples use are added
+    // optional ones that the Express and metrics examples use (express, express-session, prom-client) are added
     dependencies: { [ours.name]: `file:${tarball}` },
     // ioredis's own .d.ts imports redis-errors, which ships no types
-    devDependencies: { typescript: '~5.9', '@types/node': '^20.19.0', '@types/redis-errors': '^1.2.3', express: '^5.0.0', '@types/express': '^5.0.0', 'express-session': '^1.18.0', '@types/express-session': '^1.18.0' }
+    devDependencies: { typescript: '~5.9', '@types/node': '^20.19.0', '@types/redis-errors': '^1.2.3', express: '^5.0.0', '@types/express': '^5.0.0', 'express-session': '^1.18.0', '@types/express-session': '^1.18.0', 'prom-client': '^15.1.0' }
   }, null, 2))
   writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
