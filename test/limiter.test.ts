@@ -100,6 +100,37 @@ t.test('GCRA: the script\'s fast path (one policy, no bans) answers as its gener
   t.equal(await app.redis.hget(key('fast'), 'g:p'), await app.redis.hget(key('general'), 'g:p'), 'the same stored TAT')
 })
 
+t.test('GCRA: checks of one key in one batch (the fast path with a copy) answer as one at a time (the shortest path)', async (t) => {
+  const { app, clock, limiter, key } = await setup(t)
+  const policies = one('7/minute', 'gcra', 3)
+  const batched: LimitResult[] = []
+  const single: LimitResult[] = []
+  const others: LimitResult[] = []
+  const lone: LimitResult[] = []
+  for (let i = 0; i < 20; i++) {
+    clock.now = T0 + i * 5_000
+    // three checks of one key and one of another in one script call
+    const [a, b, c, other] = await Promise.all([
+      limiter.consume(key('batched'), policies), limiter.consume(key('batched'), policies, 2),
+      limiter.consume(key('batched'), policies), limiter.consume(key('other'), policies)
+    ])
+    batched.push(a, b, c)
+    others.push(other)
+    for (const cost of [1, 2, 1]) single.push(await limiter.consume(key('single'), policies, cost))
+    lone.push(await limiter.consume(key('lone'), policies))
+  }
+  t.same(batched, single)
+  t.same(others, lone, 'the batch\'s other key is counted as on its own')
+  t.ok(allowedOf(batched) > 5 && allowedOf(batched) < 55, `both allowed and refused checks (${allowedOf(batched)} of 60)`)
+  t.ok(allowedOf(others) > 5 && allowedOf(others) < 19, `both allowed and refused checks of the other key (${allowedOf(others)} of 20)`)
+  for (const [a, b] of [['batched', 'single'], ['other', 'lone']] as const) {
+    t.equal(await app.redis.hget(key(a), 'g:p'), await app.redis.hget(key(b), 'g:p'), `the same stored TAT (${a})`)
+    // the same TTL, read a moment apart on the Redis clock
+    const [ta, tb] = [await app.redis.pttl(key(a)), await app.redis.pttl(key(b))]
+    t.ok(ta > 0 && Math.abs(ta - tb) < 200, `the same TTL (${a}: ${ta} and ${tb} ms)`)
+  }
+})
+
 t.test('fixed window: the count resets exactly at the window edge', async (t) => {
   const { app, clock, limiter, key } = await setup(t)
   const policies = one('5/minute', 'fixed-window')

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { InvalidKeyPartError, InvalidOptionError } from './errors.js'
 
 /** A key part: strings and numbers are escaped; `hashed(value)` stores only a digest of the value. */
@@ -96,7 +96,7 @@ function escapeString (value: string): string {
 }
 
 function digest (value: string): string {
-  return '#' + createHash('sha256').update(value).digest('base64url')
+  return '#' + hash('sha256', value, 'base64url')
 }
 
 function checkSegment (value: string, name: string): string {
