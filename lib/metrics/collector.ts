@@ -55,7 +55,30 @@ export function createSuiteMetrics (prom: unknown, options: ResolvedMetricsOptio
     names.push(full)
     return create(full)
   }
-  const counter = (name: string, help: string, labelNames: string[]) => labelled(make(name, (full) => new p.Counter({ name: full, help, labelNames, registers: [registry] })))
+  const counter = (name: string, help: string, labelNames: string[]): Inc => {
+    const pending = new Map<string, { values: string[], n: number }>()
+    make(name, (full) => new p.Counter({
+      name: full,
+      help,
+      labelNames,
+      registers: [registry],
+      // Counts wait here until a scrape: prom-client hashes the labels on every inc().
+      collect (this: Prom.Counter) {
+        for (const entry of pending.values()) {
+          if (entry.n === 0) continue
+          if (entry.values.length === 0) this.inc(entry.n)
+          else this.labels(...entry.values).inc(entry.n)
+          entry.n = 0
+        }
+      }
+    }))
+    return (n, ...values) => {
+      const id = values.length === 1 ? values[0] as string : values.join('\u0000')
+      const entry = pending.get(id)
+      if (entry === undefined) pending.set(id, { values, n })
+      else entry.n += n
+    }
+  }
 
   const cacheHits = counter('cache_hits_total', 'Cache reads that found a fresh value, by namespace.', ['namespace'])
   const cacheMisses = counter('cache_misses_total', 'Cache reads that found no valid value, by namespace.', ['namespace'])
@@ -163,14 +186,6 @@ export function createSuiteMetrics (prom: unknown, options: ResolvedMetricsOptio
   }
 }
 
-// `inc(n, ...labelValues)` on a counter, each combination's child looked up once: label
-// values are route patterns, namespaces, purposes and policy names, a bounded set.
-function labelled (c: Prom.Counter): (n: number, ...values: string[]) => void {
-  const children = new Map<string, Prom.Counter.Internal>()
-  return (n, ...values) => {
-    const id = values.join('\u0000')
-    let child = children.get(id)
-    if (child === undefined) children.set(id, child = c.labels(...values))
-    child.inc(n)
-  }
-}
+// Adds `n` to a counter's series of these label values: route patterns, namespaces, purposes
+// and policy names, a bounded set.
+type Inc = (n: number, ...values: string[]) => void
