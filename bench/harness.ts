@@ -1,14 +1,30 @@
 // Shared benchmark harness: each server under test runs in its own Node process (so that one
 // server's garbage never slows another), autocannon runs here, and results are printed as a
 // table with ratios to a baseline and saved as JSON in bench/results/.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { startRedisServer } from '../test/fixtures/redis-server.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
+
+// Peers that cannot share the suite's node_modules live in bench/peers (its own package.json).
+const peersDir = join(here, '..', '..', 'bench', 'peers')
+
+/** Installs bench/peers when one of `names` is missing there (the first run of a bench). */
+export function installPeers (names: string[]): void {
+  if (names.some((name) => !existsSync(join(peersDir, 'node_modules', name, 'package.json')))) {
+    execSync('npm install --no-audit --no-fund', { cwd: peersDir, stdio: 'inherit' })
+  }
+}
+
+/** A package of bench/peers, loaded by name from there (its types are the caller's to state). */
+export function peer <T> (name: string): T {
+  return createRequire(join(peersDir, 'package.json'))(name) as T
+}
 
 export interface BenchServer { url: string, stop: () => Promise<void> }
 

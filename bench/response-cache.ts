@@ -1,10 +1,7 @@
 // Response cache benchmark: a route costing about 5 ms of CPU, uncached and cached by this
 // suite and by async-cache-dedupe (Redis storage), against a bare route with the same body.
-import { execSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { benchRedis, load, median, report, startServer } from './harness.js'
+import { benchRedis, installPeers, load, median, report, startServer } from './harness.js'
 import type { LoadResult, Report } from './harness.js'
 
 const ROWS: Array<[string, string]> = [
@@ -15,14 +12,9 @@ const ROWS: Array<[string, string]> = [
   ['bentocache (redis only)', 'bentocache']
 ]
 
-// bentocache needs ioredis 5, so it gets its own node_modules in bench/peers.
-function installPeers (): void {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers')
-  if (!existsSync(join(dir, 'node_modules', 'bentocache'))) execSync('npm install --no-audit --no-fund', { cwd: dir, stdio: 'inherit' })
-}
-
 export async function run (): Promise<Report> {
-  installPeers()
+  // bentocache needs ioredis 5, so it gets its own node_modules in bench/peers.
+  installPeers(['bentocache'])
   const redis = await benchRedis()
   const repeat = Number(process.env.BENCH_REPEAT ?? 3)
   const results = new Map<string, LoadResult[]>()

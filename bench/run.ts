@@ -7,7 +7,7 @@ import type { Report } from './harness.js'
 import { renderChart } from './chart.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const ALL = ['rate-limit', 'session', 'response-cache', 'cache', 'otp']
+const ALL = ['rate-limit', 'session', 'response-cache', 'cache', 'otp', 'express']
 // `--chart` redraws the chart from the saved results; names run only those benchmarks.
 const chartOnly = process.argv.includes('--chart')
 const only = process.argv.slice(2).filter((a) => a !== '--chart')

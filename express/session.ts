@@ -160,12 +160,14 @@ function holdForSave (res: ServerResponse, hooks: SaveHooks): { start: () => voi
   res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
     if (!holding) return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, cb)
     holding = false
-    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
-      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8'))
-    }
     const failed = hooks.beforeSend()
     if (failed !== undefined) { hooks.fail(failed); return res }
     if (head !== undefined) (writeHead as (...a: unknown[]) => ServerResponse).apply(res, head)
+    // Nothing was held back (no save ran, or it ran before any write): the end goes out as given.
+    if (chunks.length === 0) return (end as (...a: unknown[]) => ServerResponse).call(res, chunk, encoding, cb)
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8'))
+    }
     return (end as (...a: unknown[]) => ServerResponse).call(res, Buffer.concat(chunks))
   } as typeof res.end
   return { start: () => { holding = !res.headersSent }, end }
