@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { clusterMode, testRedis } from './fixtures/redis.js'
 import { freePort } from './fixtures/redis-server.js'
+import { mailedCode } from './fixtures/example.js'
 
 const redis = await testRedis()
 const server = fileURLToPath(new URL('../example-app/server.ts', import.meta.url))
@@ -77,8 +78,7 @@ t.test('the example app over real HTTP', { skip: clusterMode ? 'the example take
   // OTP login: the code arrives by (logged) email
   t.same(await (await post('/auth/code', { email: 'Alice@Example.com' })).json(), { sent: true })
   t.same(await (await post('/auth/code', { email: 'nobody@example.com' })).json(), { sent: true }, 'same answer for an unknown email')
-  const mail = app.mails.find((m) => m.to === 'alice@example.com')
-  const code = /\d{6}/.exec(mail?.body ?? '')?.[0]
+  const code = await mailedCode(() => app.mails, 'alice@example.com')
   t.ok(code, 'the code was mailed')
   t.equal((await post('/auth/verify', { email: 'alice@example.com', code: code === '000000' ? '111111' : '000000' })).status, 400, 'a wrong code is refused')
   const verified = await post('/auth/verify', { email: 'alice@example.com', code })

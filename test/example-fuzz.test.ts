@@ -4,7 +4,7 @@
 // No reply may be a 5xx, and every 4xx must be JSON with an error code. The generator is seeded:
 // the seed is printed, and FUZZ_SEED=<n> replays a run (FUZZ_REQUESTS=<n> changes its length).
 import t from 'tap'
-import { bootExample } from './fixtures/example.js'
+import { bootExample, mailedCode } from './fixtures/example.js'
 import type { ExampleProcess } from './fixtures/example.js'
 import { clusterMode, testRedis } from './fixtures/redis.js'
 import { encodeLoosely, fuzzSeed, prng } from './fixtures/prng.js'
@@ -193,7 +193,7 @@ async function login (app: ExampleProcess): Promise<string> {
     method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.1' }, body: JSON.stringify(body)
   })
   await post('/auth/code', { email: 'alice@example.com' })
-  const code = /\d{6}/.exec(app.mails.find((m) => m.to === 'alice@example.com')?.body ?? '')?.[0]
+  const code = await mailedCode(() => app.mails, 'alice@example.com')
   const verified = await post('/auth/verify', { email: 'alice@example.com', code })
   if (verified.status !== 200) throw new Error(`login failed: ${verified.status} ${await verified.text()}`)
   return (verified.headers.get('set-cookie') ?? '').split(';')[0] as string
