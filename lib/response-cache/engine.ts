@@ -31,6 +31,8 @@ interface Fill {
   done: (entry: Promise<ResponseEntry | null> | null) => void
   release: () => Promise<void>
   joined: number
+  /** Once stored: the read-back that a request joining after the settle gets (see settle). */
+  late?: () => Promise<ResponseEntry | null>
 }
 
 /** One request's place in the cache, from `begin()` to `settle()`; the door keeps it with the request. */
@@ -152,7 +154,7 @@ export class ResponseCacheEngine {
     const waiting = this.#inflight.get(key)
     if (waiting !== undefined && ticket.fallback === undefined) {
       waiting.joined++
-      const entry = await waiting.promise
+      const entry = await (waiting.late?.() ?? waiting.promise)
       if (entry !== null) return this.#serve(request, entry, 'HIT', ticket)
     }
     const fill = this.#startFill(ticket)
@@ -236,9 +238,19 @@ export class ResponseCacheEngine {
     const fill = ticket?.fill
     if (ticket === undefined || fill === undefined) return
     ticket.fill = undefined
-    if (this.#inflight.get(ticket.key) === fill) this.#inflight.delete(ticket.key)
-    if (entry === null || !stored || fill.joined === 0) fill.done(null)
-    else fill.done(this.#store.get(ticket.key, true).then((read) => read.state === 'fresh' ? read.entry ?? null : null, () => null))
+    const { key } = ticket
+    if (entry === null || !stored) {
+      if (this.#inflight.get(key) === fill) this.#inflight.delete(key)
+      fill.done(null)
+    } else {
+      // One read back, sent after the write answered, for every request that joined.
+      let reread: Promise<ResponseEntry | null> | undefined
+      fill.late = () => (reread ??= this.#store.get(key, true).then((read) => read.state === 'fresh' ? read.entry ?? null : null, () => null))
+      fill.done(fill.joined === 0 ? null : fill.late())
+      // A lookup sent before the write may answer in the same tick as the write and reach the
+      // in-flight check after this settle: the fill stays joinable for the rest of the tick.
+      setImmediate(() => { if (this.#inflight.get(key) === fill) this.#inflight.delete(key) })
+    }
     fill.release().catch((err: unknown) => this.#warn({ err }, 'response cache: lock release failed'))
   }
 
