@@ -10,8 +10,8 @@
 // Rows run interleaved, one server at a time, BENCH_ROUNDS times (default 3), and each row keeps
 // its median; ratios are to the bare Express route.
 import { fileURLToPath } from 'node:url'
-import { benchRedis, installPeers, load, median, report, startServer } from './harness.js'
-import type { LoadOptions, LoadResult, Report } from './harness.js'
+import { installPeers, interleaved, load, report } from './harness.js'
+import type { LoadOptions, Report } from './harness.js'
 
 const CLIENTS = { name: 'x-client', clients: 10_000 }
 const PEER_RATE_LIMIT = 'express-rate-limit (redis)'
@@ -39,29 +39,11 @@ async function loginCookie (base: string): Promise<string> {
 
 export async function run (): Promise<Report> {
   installPeers(['express-rate-limit', 'rate-limit-redis', 'connect-redis', 'redis'])
-  const redis = await benchRedis()
-  const results = new Map<string, LoadResult[]>(ROWS.map((r) => [r.name, []]))
-  try {
-    const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-    for (let round = 0; round < rounds; round++) {
-      for (const row of ROWS) {
-        // One server at a time, so that no idle server competes for the two cores.
-        const server = await startServer(row.server, { REDIS_URL: redis.url, ...row.env })
-        try {
-          const opts: LoadOptions = { name: row.name, url: server.url + (row.path ?? '/'), method: row.method ?? 'GET', clientHeader: row.clientHeader }
-          if (row.login === true) opts.headers = { cookie: await loginCookie(server.url) }
-          const result = await load(opts)
-          if (result.non2xx > 0 || result.errors > 0) console.warn(`${result.name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-          results.get(row.name)?.push(result)
-        } finally {
-          await server.stop()
-        }
-      }
-    }
-  } finally {
-    await redis.stop()
-  }
-  const rows = ROWS.map((r) => median(results.get(r.name) as LoadResult[]))
+  const rows = await interleaved(ROWS, async (row, server) => {
+    const opts: LoadOptions = { name: row.name, url: server.url + (row.path ?? '/'), method: row.method ?? 'GET', clientHeader: row.clientHeader }
+    if (row.login === true) opts.headers = { cookie: await loginCookie(server.url) }
+    return await load(opts)
+  })
   const out = report('express', 'Express: the suite\'s middleware vs express-rate-limit + rate-limit-redis and express-session + connect-redis, one Redis', 'bare express', rows)
   const rps = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
   const ratio = (a: string, b: string) => (rps(a) / rps(b)).toFixed(2)

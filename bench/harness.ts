@@ -124,6 +124,37 @@ export function median (results: LoadResult[]): LoadResult {
   return sorted[Math.floor(sorted.length / 2)] as LoadResult
 }
 
+/** A row of an interleaved run: a server (bench/servers/<server>.js) started with `env` on top of REDIS_URL. */
+export interface ServerRow { name: string, server: string, env?: Record<string, string> }
+
+/**
+ * Runs every row BENCH_ROUNDS times (default 3), rounds interleaved, one server at a time (so
+ * that no idle server competes for the cores), on one Redis; `measure` loads a started
+ * server. Returns each row's median, in the order of `rows`.
+ */
+export async function interleaved<R extends ServerRow> (rows: readonly R[], measure: (row: R, server: BenchServer) => Promise<LoadResult>): Promise<LoadResult[]> {
+  const redis = await benchRedis()
+  const results = new Map<string, LoadResult[]>(rows.map((r) => [r.name, []]))
+  try {
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+    for (let round = 0; round < rounds; round++) {
+      for (const row of rows) {
+        const server = await startServer(row.server, { REDIS_URL: redis.url, ...row.env })
+        try {
+          const result = await measure(row, server)
+          if (result.non2xx > 0 || result.errors > 0) console.warn(`${result.name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+          results.get(row.name)?.push(result)
+        } finally {
+          await server.stop()
+        }
+      }
+    }
+  } finally {
+    await redis.stop()
+  }
+  return rows.map((r) => median(results.get(r.name) as LoadResult[]))
+}
+
 export interface Report { title: string, baseline: string, rows: Array<LoadResult & { ratio: number }>, date: string }
 
 /** Prints a table with each row's ratio to `baseline` and writes bench/results/<file>.json. */

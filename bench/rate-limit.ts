@@ -1,13 +1,13 @@
 // The rate limiter against a bare route and against @fastify/rate-limit with its Redis store,
 // in one run, with and without ioredis auto-pipelining. Rows run interleaved, BENCH_ROUNDS
-// times (default 3), and each row keeps its median.
+// times (default 3), and each row keeps its median (harness interleaved()).
 //
 // Two kinds of traffic: one client (every request counts on one key, as when one user, one
 // NAT or one route-wide limit takes the load), and 10,000 clients keyed by a header (one key
 // per client, round robin), where no two requests of a batch share a key.
 import { fileURLToPath } from 'node:url'
-import { benchRedis, load, median, report, startServer } from './harness.js'
-import type { LoadResult, Report } from './harness.js'
+import { interleaved, load, report } from './harness.js'
+import type { Report } from './harness.js'
 
 const CLIENTS = { name: 'x-client', clients: 10_000 }
 const ROWS: Array<{ name: string, server: string, env?: Record<string, string>, clientHeader?: typeof CLIENTS }> = [
@@ -22,25 +22,7 @@ const ROWS: Array<{ name: string, server: string, env?: Record<string, string>, 
 ]
 
 export async function run (): Promise<Report> {
-  const redis = await benchRedis()
-  const results = new Map<string, LoadResult[]>(ROWS.map((r) => [r.name, []]))
-  try {
-    const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-    for (let round = 0; round < rounds; round++) {
-      for (const row of ROWS) {
-        // One server at a time, so that no idle server competes for the two cores.
-        const server = await startServer(row.server, { REDIS_URL: redis.url, ...row.env })
-        try {
-          results.get(row.name)?.push(await load({ name: row.name, url: server.url + '/', clientHeader: row.clientHeader }))
-        } finally {
-          await server.stop()
-        }
-      }
-    }
-  } finally {
-    await redis.stop()
-  }
-  const rows = ROWS.map((r) => median(results.get(r.name) as LoadResult[]))
+  const rows = await interleaved(ROWS, async (row, server) => await load({ name: row.name, url: server.url + '/', clientHeader: row.clientHeader }))
   const out = report('rate-limit', 'Rate limiting: one Redis round trip per request', 'bare', rows)
   const rps = (name: string) => rows.find((r) => r.name === name)?.reqPerSec ?? NaN
   const ratio = (a: string, b: string) => (rps(a) / rps(b)).toFixed(2)
