@@ -5,7 +5,8 @@ import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { CachingSigner, createSessionStore, GONE, RequestSessionStore, resolveSessionOptions, sessionHealth } from '../lib/session/index.js'
-import type { LocalSessionCache, RedisSessionStore } from '../lib/session/index.js'
+import type { LocalTier } from '../lib/core/index.js'
+import type { RedisSessionStore } from '../lib/session/index.js'
 import type { SessionPluginOptions, UserSession } from '../lib/session/index.js'
 
 export type { LocalCacheOption, SessionCookieOptions, SessionPluginOptions } from '../lib/session/index.js'
@@ -21,7 +22,7 @@ export interface SessionManager {
   /** The store, for @fastify/session-level access and stats. */
   readonly store: RedisSessionStore
   /** This instance's local cache when `localCache` is on: `live`, `size` and `stats`. */
-  readonly localCache: LocalSessionCache | undefined
+  readonly localCache: LocalTier<string> | undefined
 }
 
 declare module 'fastify' {

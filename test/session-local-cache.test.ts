@@ -5,7 +5,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
-import { LocalSessionCache } from '../lib/session/local-cache.js'
+import { LocalTier } from '../lib/core/index.js'
 import { decodeRecord } from '../lib/session/record.js'
 import { freshPrefix, rawClient, scriptCalls, testRedis } from './fixtures/redis.js'
 import { login, me, noKeyWithoutTtl, sessionApp } from './fixtures/session.js'
@@ -15,7 +15,7 @@ const raw = rawClient(redis)
 t.teardown(() => raw.quit())
 
 const idOf = (cookie: string): string => decodeURIComponent(cookie.split('=')[1] as string).split('.')[0] as string
-const cacheOf = (app: FastifyInstance): LocalSessionCache => app.sessions.localCache as LocalSessionCache
+const cacheOf = (app: FastifyInstance): LocalTier<string> => app.sessions.localCache as LocalTier<string>
 
 async function until (done: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
   const deadline = Date.now() + ms
@@ -174,7 +174,7 @@ t.test('several instances under parallel reads and writes: every cache ends with
 
 t.test('a read that was in flight when an invalidation of its key came is not kept', async (t) => {
   const channel = `${freshPrefix()}:changed`
-  const cache = new LocalSessionCache(raw, channel, { ttl: 60_000, max: 10 })
+  const cache = new LocalTier<string>(raw, channel, { ttl: 60_000, max: 10 })
   t.teardown(() => cache.close())
   cache.start()
   t.ok(await until(() => cache.live), 'subscribed')

@@ -20,6 +20,8 @@ export type { CacheErrorEvent, CacheGetOrSetEvent, CacheReadEvent, CircuitEvent,
 export * as errors from './errors.js'
 export { checkHealth } from './health.js'
 export type { ConnectionHealth, HealthReport, NodeHealth } from './health.js'
+export { DROP_ALL, LocalTier } from './local-tier.js'
+export type { LocalTierLog, LocalTierOptions } from './local-tier.js'
 export { escapeGlob, escapePart, hashed, keyGlob, Keyspace } from './keys.js'
 export type { HashedPart, KeyGlob, KeyPart, KeyspaceOptions } from './keys.js'
 export { checkKeys, closestName, optionKeys, optionPath, REGISTER_KEYS, routeOptionPath } from './options.js'

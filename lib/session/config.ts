@@ -2,7 +2,7 @@
 // place; the Fastify plugin (on @fastify/session) and other doors share them.
 import { checkKeys, InvalidOptionError, optionKeys, parsePositiveDuration, REGISTER_KEYS } from '../core/index.js'
 import type { Duration } from '../core/index.js'
-import type { LocalCacheOptions } from './local-cache.js'
+import type { LocalTierOptions } from '../core/index.js'
 
 export interface SessionCookieOptions {
   /** Send the cookie over HTTPS only; `'auto'` follows the request's protocol. @default process.env.NODE_ENV === 'production' */
@@ -122,7 +122,7 @@ export function resolveSessionOptions (opts: SessionPluginOptions) {
   })
 }
 
-function resolveLocalCache (option: unknown): LocalCacheOptions | undefined {
+function resolveLocalCache (option: unknown): LocalTierOptions | undefined {
   if (option === undefined || option === false) return undefined
   const o = (option === true ? {} : option) as LocalCacheOption
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidOptionError('localCache', 'expected true, false or { ttl, max }')

@@ -1,6 +1,4 @@
 // Sessions: the Redis store, its records, the per-user index, the local cache and the signer.
-export { LocalSessionCache } from './local-cache.js'
-export type { LocalCacheOptions } from './local-cache.js'
 export { CachingSigner } from './signer.js'
 export { GONE, RedisSessionStore, RequestSessionStore } from './store.js'
 export type { SessionStoreOptions } from './options.js'

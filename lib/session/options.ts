@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Keyspace } from '../core/index.js'
-import type { LocalSessionCache } from './local-cache.js'
+import type { LocalTier } from '../core/index.js'
 
 /** What the session store and its per-user index are built with (resolved by the session plugin). */
 export interface SessionStoreOptions {
@@ -21,5 +21,5 @@ export interface SessionStoreOptions {
   /** Where changes and ends of sessions are published, for local caches. */
   channel: string
   /** This instance's local cache of recent reads, if any. */
-  cache?: LocalSessionCache
+  cache?: LocalTier<string>
 }

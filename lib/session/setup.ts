@@ -2,9 +2,9 @@
 // local cache when asked for: what every door (the Fastify plugin, the Express adapter) does
 // the same way.
 import type { Cluster, Redis } from 'ioredis'
+import { LocalTier } from '../core/index.js'
 import type { Keyspace } from '../core/index.js'
 import type { ResolvedSessionOptions } from './config.js'
-import { LocalSessionCache } from './local-cache.js'
 import { RedisSessionStore } from './store.js'
 
 export interface CreateSessionStoreOptions {
@@ -15,11 +15,11 @@ export interface CreateSessionStoreOptions {
 }
 
 /** The store and, with `localCache`, this instance's cache (started; the caller closes it). */
-export function createSessionStore ({ client, keyspace, options, log }: CreateSessionStoreOptions): { store: RedisSessionStore, cache: LocalSessionCache | undefined } {
+export function createSessionStore ({ client, keyspace, options, log }: CreateSessionStoreOptions): { store: RedisSessionStore, cache: LocalTier<string> | undefined } {
   const channel = keyspace.key('changed')
-  let cache: LocalSessionCache | undefined
+  let cache: LocalTier<string> | undefined
   if (options.localCache !== undefined) {
-    cache = new LocalSessionCache(client, channel, options.localCache, (live, err) => {
+    cache = new LocalTier<string>(client, channel, options.localCache, (live, err) => {
       if (live) log.info('session localCache: subscribed to invalidations, serving reads from memory')
       else log.warn({ err }, 'session localCache: invalidation subscription lost; every read goes to Redis until it is back')
     })
@@ -41,7 +41,7 @@ export function createSessionStore ({ client, keyspace, options, log }: CreateSe
 }
 
 /** What `health()` reports of sessions. */
-export function sessionHealth (store: RedisSessionStore, cache: LocalSessionCache | undefined): object {
+export function sessionHealth (store: RedisSessionStore, cache: LocalTier<string> | undefined): object {
   return cache === undefined
     ? { ...store.stats }
     : { ...store.stats, localCache: { live: cache.live, size: cache.size, ...cache.stats } }
