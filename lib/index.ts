@@ -17,7 +17,7 @@ export type { ConnectionConfig, ConnectionPool, PoolCore, PoolOptions, RedisClie
 // cache toolkit, locks, counters
 export { Cache, createCache, acquireLock, withLock, incrKeepTtl, BufferedCounter } from './cache/index.js'
 export type {
-  CacheOptions, CacheEntry, CacheLockOptions, CacheStatsReport, CounterOptions, EntryOptions, SetEntryOptions,
+  CacheOptions, CacheEntry, CacheLockOptions, LocalOptions as CacheLocalOptions, ReadOptions as CacheReadOptions, CacheStatsReport, CounterOptions, EntryOptions, SetEntryOptions,
   Factory, FactoryContext, GetOrSetOptions, LoadResult, LockHandle, LockOptions, BufferedCounterOptions, CounterLogger
 } from './cache/index.js'
 

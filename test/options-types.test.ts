@@ -36,6 +36,11 @@ export async function typos (app: FastifyInstance): Promise<void> {
   await app.register(redis, { connections: { sessions: { url: 'redis://127.0.0.1:6379/2', optoins: {} } } })
   // @ts-expect-error tll (ttl)
   await app.register(cache, { tll: '1m' })
+  // @ts-expect-error local.mx (max)
+  await app.register(cache, { local: { mx: 5 } })
+  await app.register(cache, { local: { ttl: '500ms', max: 1000 } })
+  // @ts-expect-error a read's options: local only
+  await app.cache.get('k', { locl: false })
   // @ts-expect-error tll (ttl)
   await app.register(responseCache, { tll: '1m' })
   // @ts-expect-error userRat (userRate)

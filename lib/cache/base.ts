@@ -5,7 +5,7 @@ import { entryLifetime, resolveCacheOptions } from './options.js'
 import type { CacheOptions, ResolvedCacheOptions } from './options.js'
 import { CacheStore } from './store.js'
 import type { StoredItem } from './store.js'
-import { channels, CircuitBreaker, Codec, InvalidOptionError, isCluster, Keyspace, SingleFlight } from '../core/index.js'
+import { channels, CircuitBreaker, Codec, InvalidOptionError, isCluster, Keyspace, LocalTier, SingleFlight } from '../core/index.js'
 import type { Duration, WarnLogger } from '../core/index.js'
 import type { BufferedCounter } from './counter.js'
 
@@ -56,7 +56,15 @@ export interface CacheCore {
    * call of this process only when none finished since it started (read-your-writes).
    */
   readonly writes: { count: number }
+  /** The in-memory tier, when the cache has `local`. */
+  readonly local: LocalTier<LocalCopy> | undefined
 }
+
+/** A fresh entry as read from Redis, kept in memory, and when it was read (local ms). */
+export interface LocalCopy { item: StoredItem, at: number }
+
+// Counts that nobody reads (copies decoded for the local tier count apart).
+const SCRATCH: NamespaceStats = { hits: 0, localHits: 0, misses: 0, staleHits: 0, errors: 0 }
 
 /** The operations of one namespace. The public class `Cache` adds getOrSet, locks and counters. */
 export class CacheBase {
@@ -112,33 +120,70 @@ export class CacheBase {
 
   /**
    * Reads full keys with their metadata; never rejects. `count: false` leaves the stats alone
-   * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel.
+   * (internal re-reads); `expectedTags` lets a Cluster read their generations in parallel;
+   * `local: false` skips the in-memory tier.
    */
-  readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = []): Promise<Array<CacheEntry<T>>> {
+  readEntries<T> (fullKeys: readonly string[], count = true, expectedTags: readonly string[] = [], local = true): Promise<Array<CacheEntry<T>>> {
     // Observed reads are tallied apart, then added to the namespace's stats and published.
     const observed = count && channels.cacheRead.hasSubscribers
-    const stats = count && !observed ? this.namespaceStats : { hits: 0, misses: 0, staleHits: 0, errors: 0 }
-    const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
-    return this.core.breaker.run('read', () => this.core.store.read(fullKeys, gens)).then(
-      (res) => {
-        const entries = res.items.map((item) => this.#toEntry<T>(item, res.now, stats))
+    const stats = count && !observed ? this.namespaceStats : { hits: 0, localHits: 0, misses: 0, staleHits: 0, errors: 0 }
+    const tier = local ? this.core.local : undefined
+    let held: Array<CacheEntry<T> | undefined> | undefined
+    let keys = fullKeys
+    if (tier?.live === true) {
+      const now = Date.now()
+      const copies = held = fullKeys.map((k) => this.#fromMemory<T>(tier.get(k, now), now, stats))
+      keys = fullKeys.filter((_, i) => copies[i] === undefined)
+      if (keys.length === 0) {
         if (observed) this.#published(stats, fullKeys.length)
-        return entries
+        return Promise.resolve(copies as Array<CacheEntry<T>>)
+      }
+    }
+    const gens = expectedTags.length === 0 ? this.gens : [...new Set([...this.gens, ...expectedTags.map((t) => this.genKey('t', t))])]
+    const tickets = tier === undefined ? undefined : keys.map(() => tier.begin())
+    return this.core.breaker.run('read', () => this.core.store.read(keys, gens)).then(
+      (res) => {
+        const now = Date.now()
+        const read = res.items.map((item, i) => {
+          if (tier !== undefined) keep(tier, keys[i] as string, (tickets as number[])[i] as number, item, now)
+          return this.#toEntry<T>(item, res.now, stats)
+        })
+        if (observed) this.#published(stats, fullKeys.length)
+        return merged(held, read)
       },
       (err: unknown) => {
-        stats.errors += fullKeys.length
+        if (tier !== undefined) keys.forEach((k, i) => tier.end(k, (tickets as number[])[i] as number, undefined, 0, 0))
+        stats.errors += keys.length
         if (observed) this.#published(stats, fullKeys.length)
-        return fullKeys.map(() => ({ state: 'error', error: err as Error }))
+        return merged(held, keys.map(() => ({ state: 'error', error: err as Error })))
       })
+  }
+
+  // A copy from memory, aged by the time it spent there; undefined sends the read to Redis.
+  #fromMemory<T> (copy: LocalCopy | undefined, now: number, stats: NamespaceStats): CacheEntry<T> | undefined {
+    if (copy === undefined) return undefined
+    const { item, at } = copy
+    const aged = item.pttl < 0 ? item : { ...item, pttl: item.pttl - (now - at) }
+    const entry = this.#toEntry<T>(aged, '', SCRATCH)
+    if (entry.state !== 'fresh') return undefined
+    stats.localHits++
+    return entry
+  }
+
+  /** This instance is about to change these keys (entries or generations): its memory lets go of them. */
+  changing (keys: readonly string[]): void {
+    const tier = this.core.local
+    if (tier !== undefined) for (const key of keys) tier.changed(key)
   }
 
   #published (tally: NamespaceStats, keys: number): void {
     const s = this.namespaceStats
     s.hits += tally.hits
+    s.localHits += tally.localHits
     s.misses += tally.misses
     s.staleHits += tally.staleHits
     s.errors += tally.errors
-    channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys, hits: tally.hits, misses: tally.misses, stale: tally.staleHits, errors: tally.errors })
+    channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys, hits: tally.hits + tally.localHits, misses: tally.misses, stale: tally.staleHits, errors: tally.errors })
   }
 
   #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats): CacheEntry<T> {
@@ -182,6 +227,7 @@ export class CacheBase {
     // '' means now.
     if (opts.since !== undefined && !/^\d*$/.test(opts.since)) throw new InvalidOptionError('since', 'expected the readAt of a getEntry() result')
     const maxTtl = this.core.options.maxTtl
+    this.changing(fullKeys)
     return this.wrote(await this.guard('write', () => this.core.store.write(fullKeys, payloads, { ttl, grace, basis: opts.since ?? '', gens, nx, maxTtl }), 0))
   }
 
@@ -210,9 +256,16 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
   // is one command there); a Cluster read is two, so the breaker times those itself.
   const own = isCluster(client) ? undefined : client.options.commandTimeout
   const timeout = own !== undefined && own <= commandTimeout ? Infinity : commandTimeout
+  let local: LocalTier<LocalCopy> | undefined
+  if (options.local !== undefined) {
+    local = new LocalTier<LocalCopy>(client, opts.keyspace.reservedKey(['changed']), options.local, (live, err) => {
+      if (!live) log.warn({ err }, 'cache local tier: invalidation subscription lost; every read goes to Redis until it is back')
+    }, 'frs:cache-invalidation')
+    local.start()
+  }
   return Object.freeze({
     client,
-    store: new CacheStore(client),
+    store: new CacheStore(client, local === undefined ? undefined : { channel: opts.keyspace.reservedKey(['changed']), origin: local.origin }),
     codec: new Codec(options),
     breaker: new CircuitBreaker({ threshold: options.failureThreshold, openFor: options.circuitOpenFor, timeout, warnInterval: options.warnInterval, log, client }),
     stats: new CacheStats(),
@@ -220,6 +273,23 @@ export function createCacheCore (client: Redis | Cluster, opts: CreateCacheOptio
     counters: new Set<BufferedCounter>(),
     options,
     keyspace: opts.keyspace,
-    writes: { count: 0 }
+    writes: { count: 0 },
+    local
   })
+}
+
+// Keeps a fresh entry read from Redis in memory (never a counter, never a stale one), for no
+// longer than it stays fresh; every read ends its ticket.
+function keep (tier: LocalTier<LocalCopy>, key: string, ticket: number, item: StoredItem | Error | null, now: number): void {
+  if (item === null || item instanceof Error || item.meta === null || (item.pttl >= 0 && item.pttl <= item.meta.grace)) {
+    tier.end(key, ticket, undefined, 0, now)
+    return
+  }
+  tier.end(key, ticket, { item, at: now }, item.pttl < 0 ? Infinity : item.pttl - item.meta.grace, now, item.meta.gens)
+}
+
+function merged<E> (held: Array<E | undefined> | undefined, read: E[]): E[] {
+  if (held === undefined) return read
+  let i = 0
+  return held.map((e) => e ?? read[i++] as E)
 }

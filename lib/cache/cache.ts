@@ -31,6 +31,12 @@ export interface CounterOptions {
   onFlush: (total: number) => Promise<void>
 }
 
+/** Options of one read. */
+export interface ReadOptions {
+  /** `false` reads from Redis even when the cache has a `local` tier. @default true */
+  local?: boolean
+}
+
 export interface CacheLockOptions {
   /** How long the lock is held at most. @default '10s' */
   ttl?: Duration
@@ -51,26 +57,26 @@ export class Cache extends CacheBase {
   }
 
   /** The value, or `undefined` for a miss (stale values count as values). */
-  async get<T = unknown> (key: string | number): Promise<T | undefined> {
-    const [e] = await this.readEntries<T>([this.key(key)]) as [CacheEntry<T>]
+  async get<T = unknown> (key: string | number, opts?: ReadOptions): Promise<T | undefined> {
+    const [e] = await this.readEntries<T>([this.key(key)], true, [], readLocal(opts)) as [CacheEntry<T>]
     return e.state === 'fresh' || e.state === 'stale' ? e.value : undefined
   }
 
   /** The value with its state (fresh, stale, miss, error) and metadata. One round trip on a standalone server. */
-  async getEntry<T = unknown> (key: string | number): Promise<CacheEntry<T>> {
-    return (await this.readEntries<T>([this.key(key)]))[0] as CacheEntry<T>
+  async getEntry<T = unknown> (key: string | number, opts?: ReadOptions): Promise<CacheEntry<T>> {
+    return (await this.readEntries<T>([this.key(key)], true, [], readLocal(opts)))[0] as CacheEntry<T>
   }
 
   /** True when the key holds a value. */
-  async has (key: string | number): Promise<boolean> {
-    const state = (await this.getEntry(key)).state
+  async has (key: string | number, opts?: ReadOptions): Promise<boolean> {
+    const state = (await this.getEntry(key, opts)).state
     return state === 'fresh' || state === 'stale'
   }
 
   /** Values in input order; `undefined` marks a miss (`null` is a value). One round trip on a standalone server. */
-  async getMany<T = unknown> (keys: ReadonlyArray<string | number>): Promise<Array<T | undefined>> {
+  async getMany<T = unknown> (keys: ReadonlyArray<string | number>, opts?: ReadOptions): Promise<Array<T | undefined>> {
     if (keys.length === 0) return []
-    const entries = await this.readEntries<T>(keys.map((k) => this.key(k)))
+    const entries = await this.readEntries<T>(keys.map((k) => this.key(k)), true, [], readLocal(opts))
     return entries.map((e) => e.state === 'fresh' || e.state === 'stale' ? e.value : undefined)
   }
 
@@ -104,6 +110,7 @@ export class Cache extends CacheBase {
   /** Deletes keys; how many existed (0 when Redis failed). */
   deleteMany (keys: ReadonlyArray<string | number>): Promise<number> {
     const full = keys.map((k) => this.key(k))
+    this.changing(full)
     return this.guard('delete', () => this.core.store.delete(full), 0).then((n) => this.wrote(n))
   }
 
@@ -121,6 +128,7 @@ export class Cache extends CacheBase {
   async expire (key: string | number, ttl: Duration): Promise<boolean> {
     const ms = parsePositiveDuration(ttl, 'ttl')
     const full = this.key(key)
+    this.changing([full])
     return (await this.guard('expire', () => this.core.store.expire(full, 'expire', ms, ms, this.core.options.maxTtl), 0)) === 1
   }
 
@@ -145,11 +153,13 @@ export class Cache extends CacheBase {
     if (!Array.isArray(tags)) throw new InvalidOptionError('tags', 'expected an array of strings')
     if (tags.length === 0) return true
     const gens = [...new Set(tags)].map((t) => this.genKey('t', t))
+    this.changing(gens)
     return this.wrote(await this.guard('invalidateTags', async () => { await this.core.store.bump(gens, this.core.options.maxTtl); return true }, false))
   }
 
   /** Every entry of this namespace (and of its nested namespaces) misses from now on. O(1). */
   async invalidateAll (): Promise<boolean> {
+    this.changing([this.namespaceGen])
     return this.wrote(await this.guard('invalidateAll', async () => { await this.core.store.bump([this.namespaceGen], this.core.options.maxTtl); return true }, false))
   }
 
@@ -219,6 +229,7 @@ export class Cache extends CacheBase {
   async close (): Promise<void> {
     const counters = [...this.core.counters]
     this.core.counters.clear()
+    await this.core.local?.close()
     const results = await Promise.allSettled(counters.map((c) => c.close()))
     for (const r of results) if (r.status === 'rejected') this.core.breaker.warn(r.reason, 'buffered counter: the last flush failed')
   }
@@ -231,7 +242,14 @@ export class Cache extends CacheBase {
    */
   async deletePattern (glob: string | KeyGlob): Promise<number> {
     const pattern = this.keyspace.pattern(glob)
-    return this.wrote(await this.guard('deletePattern', () => deleteByPattern(this.core.client, pattern), 0, Infinity))
+    this.core.local?.dropAll()
+    return this.wrote(await this.guard('deletePattern', async () => {
+      const deleted = await deleteByPattern(this.core.client, pattern)
+      // Every instance drops its memory: matching patterns against it is not worth their time.
+      this.core.local?.dropAll()
+      await this.core.store.changedAll()
+      return deleted
+    }, 0, Infinity))
   }
 
   /** A token lock named `name` in this namespace; null when not acquired within `wait`. Rejects when Redis fails (a lock never fails open). */
@@ -250,13 +268,20 @@ export class Cache extends CacheBase {
     return this.keyspace.reservedKey(['lock', name])
   }
 
-  /** Hits, misses, stale hits and errors of every namespace of this cache. */
+  /** Hits (from Redis and from memory), misses, stale hits and errors of every namespace of this cache. */
   stats (): CacheStatsReport {
     return { circuitOpen: this.core.breaker.open, namespaces: this.core.stats.snapshot() }
   }
 }
 
 const LOCK_KEYS = optionKeys<CacheLockOptions>({ ttl: true, wait: true })
+const READ_KEYS = optionKeys<ReadOptions>({ local: true })
+
+function readLocal (opts: ReadOptions | undefined): boolean {
+  if (opts === undefined) return true
+  checkKeys(opts, READ_KEYS, 'read')
+  return opts.local !== false
+}
 
 function lockOptions (opts: CacheLockOptions): { ttl: number, wait: number } {
   checkKeys(opts, LOCK_KEYS, 'lock')

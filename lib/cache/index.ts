@@ -1,10 +1,10 @@
 // The cache toolkit: entries with tags and namespaces, getOrSet, locks and counters.
 export { Cache, createCache } from './cache.js'
-export type { CacheLockOptions, CacheStatsReport, CounterOptions } from './cache.js'
+export type { CacheLockOptions, CacheStatsReport, CounterOptions, ReadOptions } from './cache.js'
 export type { CacheEntry, EntryOptions, SetEntryOptions } from './base.js'
 export type { Factory, FactoryContext, GetOrSetOptions, LoadResult } from './loader.js'
 export { CACHE_OPTION_KEYS, resolveCacheOptions } from './options.js'
-export type { CacheOptions, ResolvedCacheOptions } from './options.js'
+export type { CacheOptions, LocalOptions, ResolvedCacheOptions } from './options.js'
 export { acquireLock, withLock } from './lock.js'
 export type { LockHandle, LockOptions } from './lock.js'
 export { BufferedCounter, incrKeepTtl } from './counter.js'

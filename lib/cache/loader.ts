@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CacheBase, CacheEntry, EntryOptions } from './base.js'
-import { CacheFactoryTimeoutError, channels, checkKeys, hashed, parseDuration, parsePositiveDuration } from '../core/index.js'
+import { CacheFactoryTimeoutError, channels, checkKeys, hashed, optionKeys, parseDuration, parsePositiveDuration } from '../core/index.js'
 import type { Duration } from '../core/index.js'
 import { acquireLock } from './lock.js'
 import type { LockHandle } from './lock.js'
@@ -15,7 +15,11 @@ export interface GetOrSetOptions extends EntryOptions {
   lock?: boolean | { ttl?: Duration, wait?: Duration }
   /** When the factory fails and a stale value is at hand, serve it. @default true */
   staleIfError?: boolean
+  /** `false` reads from Redis even when the cache has a `local` tier. @default true */
+  local?: boolean
 }
+
+const GET_OR_SET_KEYS = optionKeys<GetOrSetOptions>({ ttl: true, grace: true, tags: true, timeout: true, lock: true, staleIfError: true, local: true })
 
 const LOCK_KEYS: readonly string[] = ['ttl', 'wait']
 
@@ -54,6 +58,7 @@ function found<T> (e: Found<T>): LoadResult<T> {
  * and one factory call. Never rejects because of Redis; rejects with the factory's error.
  */
 export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
+  checkKeys(opts, GET_OR_SET_KEYS, 'getOrSet')
   return sharedLoad(cache, key, factory, opts).then((result) => {
     // Counted per caller, though callers share the read.
     const c = cache.namespaceStats
@@ -71,7 +76,7 @@ function sharedLoad<T> (cache: CacheBase, key: string | number, factory: Factory
   // A call joins a running one only when no write or invalidation of this process finished
   // since that one started: a caller after `await invalidateTags()` never gets a value that
   // was read or computed before it.
-  return cache.core.flights.run(cache.core.writes.count + '\n' + full, () => cache.readEntries<T>([full], false, opts.tags).then(([read]) => {
+  return cache.core.flights.run(cache.core.writes.count + '\n' + full, () => cache.readEntries<T>([full], false, opts.tags, opts.local !== false).then(([read]) => {
     const r = read as CacheEntry<T>
     if (r.state === 'fresh') return found(r)
     if (r.state === 'stale') {

@@ -28,6 +28,22 @@ export interface CacheOptions {
   circuitOpenFor?: Duration
   /** At most one warning per this interval. @default '10s' */
   warnInterval?: Duration
+  /**
+   * Serve repeated reads from this instance's memory (`true` for the defaults): fresh entries
+   * read from Redis are kept for a short `ttl`, and every write, delete, expire, tag or
+   * namespace invalidation and deletePattern of any instance drops them everywhere through
+   * Redis pub/sub. Set it on every instance that writes the cache: an instance publishes its
+   * changes only when it has `local`. @default false
+   */
+  local?: boolean | LocalOptions
+}
+
+/** The local (in-memory) tier of the cache. */
+export interface LocalOptions {
+  /** How long a value is served from memory at most (never past its fresh lifetime). @default '1s' */
+  ttl?: Duration
+  /** The most values held per instance; past it, the oldest goes. @default 10000 */
+  max?: number
 }
 
 export interface ResolvedCacheOptions {
@@ -42,12 +58,14 @@ export interface ResolvedCacheOptions {
   failureThreshold: number
   circuitOpenFor: number
   warnInterval: number
+  local: { ttl: number, max: number } | undefined
 }
 
 /** The names of the cache options. */
 export const CACHE_OPTION_KEYS = optionKeys<CacheOptions>({
-  ttl: true, grace: true, maxTtl: true, compressThreshold: true, compression: true, factoryTimeout: true, lockTtl: true, lockWait: true, failureThreshold: true, circuitOpenFor: true, warnInterval: true
+  ttl: true, grace: true, maxTtl: true, compressThreshold: true, compression: true, factoryTimeout: true, lockTtl: true, lockWait: true, failureThreshold: true, circuitOpenFor: true, warnInterval: true, local: true
 })
+const LOCAL_KEYS = optionKeys<LocalOptions>({ ttl: true, max: true })
 
 /**
  * Validates cache options and fills defaults; throws InvalidOptionError naming the option.
@@ -80,8 +98,19 @@ export function resolveCacheOptions (opts: CacheOptions = {}, path = 'cache', mo
     lockWait: parseDuration(opts.lockWait ?? factoryTimeout, 'lockWait'),
     failureThreshold,
     circuitOpenFor: parsePositiveDuration(opts.circuitOpenFor ?? '5s', 'circuitOpenFor'),
-    warnInterval: parseDuration(opts.warnInterval ?? '10s', 'warnInterval')
+    warnInterval: parseDuration(opts.warnInterval ?? '10s', 'warnInterval'),
+    local: resolveLocal(opts.local, path)
   })
+}
+
+function resolveLocal (local: CacheOptions['local'], path: string): ResolvedCacheOptions['local'] {
+  if (local === undefined || local === false) return undefined
+  const o = local === true ? {} : local
+  if (o === null || typeof o !== 'object') throw new InvalidOptionError(`${path}.local`, 'expected true, false or { ttl, max }')
+  checkKeys(o, LOCAL_KEYS, `${path}.local`)
+  const max = o.max ?? 10_000
+  if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError(`${path}.local.max`, 'expected a positive integer')
+  return Object.freeze({ ttl: parsePositiveDuration(o.ttl ?? '1s', `${path}.local.ttl`), max })
 }
 
 /** A per-call lifetime: `ttl` and `grace` with the cache's defaults, checked against maxTtl. */

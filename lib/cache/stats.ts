@@ -1,7 +1,9 @@
 /** Counters of one namespace since the cache was created. */
 export interface NamespaceStats {
-  /** Reads that found a fresh value. */
+  /** Reads that found a fresh value in Redis. */
   hits: number
+  /** Reads answered from this instance's memory (the `local` tier), without Redis. */
+  localHits: number
   /** Reads that found nothing valid (absent, expired, invalidated, undecodable). */
   misses: number
   /** Reads that served a value past its TTL but inside its grace. */
@@ -18,7 +20,7 @@ export class CacheStats {
   of (namespace: string): NamespaceStats {
     let s = this.#byNamespace.get(namespace)
     if (s === undefined) {
-      s = { hits: 0, misses: 0, staleHits: 0, errors: 0 }
+      s = { hits: 0, localHits: 0, misses: 0, staleHits: 0, errors: 0 }
       this.#byNamespace.set(namespace, s)
     }
     return s

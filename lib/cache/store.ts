@@ -1,5 +1,5 @@
-import type { Cluster, Redis } from 'ioredis'
-import { CacheCorruptValueError, defineScripts, isCluster } from '../core/index.js'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
+import { CacheCorruptValueError, defineScripts, DROP_ALL, isCluster } from '../core/index.js'
 import { cacheScripts } from './scripts.js'
 
 type DecodeError = InstanceType<typeof CacheCorruptValueError>
@@ -33,6 +33,9 @@ export interface ReadResult {
   items: Array<StoredItem | null | DecodeError>
 }
 
+/** Where a store publishes its changes, and the origin that names its instance's messages. */
+export interface Invalidations { channel: string, origin: string }
+
 export interface WriteOptions { ttl: number, grace: number, basis: string, gens: readonly string[], nx: boolean, maxTtl: number }
 
 const NEWLINE = 0x0a
@@ -64,11 +67,33 @@ export function parseItem (raw: Buffer, pttl: number): StoredItem | null {
 export class CacheStore {
   readonly #client: Redis | Cluster
   readonly #cluster: boolean
+  readonly #notify: Invalidations | undefined
 
-  constructor (client: Redis | Cluster) {
+  /** With `notify`, every change is published on its channel (for the local tiers of every instance). */
+  constructor (client: Redis | Cluster, notify?: Invalidations) {
     this.#client = client
     defineScripts(client, cacheScripts)
     this.#cluster = isCluster(client)
+    this.#notify = notify
+  }
+
+  // Sends one command and, with notify, the PUBLISH of each changed key right behind it on the
+  // same connection (one round trip; the key is changed before any instance hears of it).
+  async #changing<T> (keys: readonly string[], command: (p: ChainableCommander) => void, alone: () => Promise<T>): Promise<T> {
+    const notify = this.#notify
+    if (notify === undefined) return await alone()
+    const pipeline = this.#client.pipeline()
+    command(pipeline)
+    for (const key of keys) pipeline.publish(notify.channel, `${notify.origin} ${key}`)
+    const replies = await pipeline.exec()
+    const failed = replies?.find(([err]) => err !== null)
+    if (replies === null || failed !== undefined) throw failed?.[0] ?? new Error('pipeline was aborted')
+    return replies[0]?.[1] as T
+  }
+
+  /** Tells every instance that everything may have changed (a deletePattern ran). */
+  async changedAll (): Promise<void> {
+    if (this.#notify !== undefined) await this.#client.publish(this.#notify.channel, `${this.#notify.origin} ${DROP_ALL}`)
   }
 
   /**
@@ -126,9 +151,13 @@ export class CacheStore {
   async write (keys: readonly string[], payloads: readonly Buffer[], opts: WriteOptions): Promise<number> {
     if (opts.nx && this.#cluster) return this.#addCluster(keys, payloads, opts)
     const args = [opts.ttl, opts.grace, opts.basis, opts.gens.join(' '), opts.nx ? 'NX' : '', opts.maxTtl]
-    if (!this.#cluster || keys.length === 1) return this.#client.frsCacheSet(keys.length, ...keys, ...args, ...payloads)
-    const counts = await Promise.all(keys.map((key, i) => this.#client.frsCacheSet(1, key, ...args, payloads[i] as Buffer)))
+    if (!this.#cluster || keys.length === 1) return this.#set(keys, [...args, ...payloads])
+    const counts = await Promise.all(keys.map((key, i) => this.#set([key], [...args, payloads[i] as Buffer])))
     return counts.reduce((a, b) => a + b, 0)
+  }
+
+  #set (keys: readonly string[], args: Array<string | number | Buffer>): Promise<number> {
+    return this.#changing(keys, (p) => p.frsCacheSet(keys.length, ...keys, ...args), () => this.#client.frsCacheSet(keys.length, ...keys, ...args))
   }
 
   // A script on the entry's node cannot read generations on another node: read first, then
@@ -139,7 +168,7 @@ export class CacheStore {
     const counts = await Promise.all(keys.map((key, i) => {
       const item = read.items[i]
       if (item !== null && !(item instanceof Error)) return 0
-      return this.#client.frsCacheSet(1, key, ...args, payloads[i] as Buffer)
+      return this.#set([key], [...args, payloads[i] as Buffer])
     }))
     return counts.reduce((a, b) => a + b, 0)
   }
@@ -150,20 +179,31 @@ export class CacheStore {
    * the clocks of a Cluster's nodes (entries are capped by their own node's clock).
    */
   async bump (gens: readonly string[], maxTtl: number): Promise<void> {
-    await this.#client.frsCacheBump(gens.length, ...gens, maxTtl + Math.min(60_000, Math.ceil(maxTtl / 10)))
+    const keep = maxTtl + Math.min(60_000, Math.ceil(maxTtl / 10))
+    await this.#changing(gens, (p) => p.frsCacheBump(gens.length, ...gens, keep), () => this.#client.frsCacheBump(gens.length, ...gens, keep))
   }
 
   /** Deletes keys; returns how many existed. */
   async delete (keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0
-    if (!this.#cluster || keys.length === 1) return this.#client.unlink(...keys)
-    const counts = await Promise.all(keys.map((key) => this.#client.unlink(key)))
+    if (!this.#cluster || keys.length === 1) return this.#unlink(keys)
+    const counts = await Promise.all(keys.map((key) => this.#unlink([key])))
     return counts.reduce((a, b) => a + b, 0)
   }
 
-  /** TTL operations that account for an entry's grace (see frsCacheExpire). */
+  #unlink (keys: readonly string[]): Promise<number> {
+    return this.#changing(keys, (p) => p.unlink(...keys), () => this.#client.unlink(...keys))
+  }
+
+  /**
+   * TTL operations that account for an entry's grace (see frsCacheExpire). Only `expire` can
+   * shorten a lifetime, so only it is published (a copy in memory never outlives the TTL it
+   * was read with).
+   */
   expire (key: string, mode: 'ttl' | 'expire' | 'touch' | 'persist', ms: number | '', fallbackMs: number, maxTtl: number): Promise<number> {
-    return this.#client.frsCacheExpire(key, mode, ms, fallbackMs, maxTtl)
+    const alone = (): Promise<number> => this.#client.frsCacheExpire(key, mode, ms, fallbackMs, maxTtl)
+    if (mode !== 'expire') return alone()
+    return this.#changing([key], (p) => p.frsCacheExpire(key, mode, ms, fallbackMs, maxTtl), alone)
   }
 }
 

@@ -127,16 +127,18 @@ export class LocalTier<V> {
    * the subscription changed since the read began.
    */
   end (key: string, ticket: number, value: V | undefined, left: number, now: number, deps: readonly string[] = []): void {
+    const kept = value !== undefined && this.#live && left > 0 && this.#o.max > 0 && this.#reset <= ticket &&
+      !this.#changedSince(key, ticket) && !deps.some((dep) => this.#changedSince(dep, ticket))
+    // Checked before letting go of what came in while this read was in flight.
     if (this.#reading > 0 && --this.#reading === 0) this.#recent.clear()
-    if (value === undefined || !this.#live || left <= 0 || this.#o.max <= 0 || this.#reset > ticket || this.#changedSince(key, ticket)) return
-    for (const dep of deps) if (this.#changedSince(dep, ticket)) return
+    if (!kept) return
     const old = this.#entries.get(key)
     if (old !== undefined) this.#remove(key, old)
     else if (this.#entries.size >= this.#o.max) {
       const oldest = this.#entries.keys().next()
       if (oldest.done !== true) this.#remove(oldest.value, this.#entries.get(oldest.value) as Entry<V>)
     }
-    this.#entries.set(key, { value, until: now + Math.min(this.#o.ttl, left), deps })
+    this.#entries.set(key, { value: value as V, until: now + Math.min(this.#o.ttl, left), deps })
     for (const dep of deps) {
       let set = this.#dependents.get(dep)
       if (set === undefined) this.#dependents.set(dep, set = new Set())
@@ -155,6 +157,17 @@ export class LocalTier<V> {
       const e = this.#entries.get(k)
       if (e !== undefined) this.#remove(k, e)
     }
+  }
+
+  /**
+   * This instance is about to change `key` (or a dependency): its copy and the copies that
+   * depend on it are dropped, and no read of it in flight now is kept.
+   */
+  changed (key: string): void {
+    this.drop(key)
+    if (this.#reading === 0) return
+    if (this.#recent.size >= MAX_RECENT) return this.dropAll()
+    this.#recent.set(key, ++this.#seq)
   }
 
   /** Drops everything, and keeps no read that is in flight. */
@@ -184,11 +197,7 @@ export class LocalTier<V> {
     const published = message.slice(space + 1)
     this.stats.invalidations++
     if (published === DROP_ALL) return this.dropAll()
-    const key = published.startsWith(this.#keyPrefix) ? published.slice(this.#keyPrefix.length) : published
-    this.drop(key)
-    if (this.#reading === 0) return
-    if (this.#recent.size >= MAX_RECENT) return this.dropAll()
-    this.#recent.set(key, ++this.#seq)
+    this.changed(published.startsWith(this.#keyPrefix) ? published.slice(this.#keyPrefix.length) : published)
   }
 
   #off (): void {

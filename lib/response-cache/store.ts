@@ -88,7 +88,8 @@ export class ResponseStore {
   }
 
   async #read (key: string): Promise<Lookup> {
-    const read = await this.#cache.getEntry<Buffer>(key)
+    // Not from the cache's local tier: the response cache keeps its own rules for memory.
+    const read = await this.#cache.getEntry<Buffer>(key, { local: false })
     if (read.state === 'error') throw read.error
     if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
     const entry = decodeEntry(read.value)
