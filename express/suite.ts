@@ -169,7 +169,7 @@ export async function redisSuite (opts: RedisSuiteOptions = {}): Promise<RedisSu
       ? undefined
       : createRateLimitGuard<LimitedExpressRequest, Response>({ client: pool.connection(rateOptions.connection), commandTimeout: core.commandTimeout, keyspace: core.keyspace('rl', rateOptions.namespace), options: rateOptions, log })
     if (guard !== undefined) core.addHealthSection('rateLimit', () => ({ ...guard.stats }))
-    const rcResolved = rcOpts === undefined ? undefined : resolveResponseCacheOptions(rcOpts, core.credentialCookies)
+    const rcResolved = rcOpts === undefined ? undefined : resolveResponseCacheOptions(rcOpts, core.credentialCookies, cache?.core.local !== undefined)
     const engine = rcResolved === undefined || cache === undefined
       ? undefined
       : new ResponseCacheEngine({ store: new ResponseStore(cache.namespace('http')), replay: replayOverHttp, log })

@@ -27,7 +27,7 @@ const kTicket = Symbol('fastify-redis-suite.responseCache')
 type WithTicket = FastifyRequest & { [kTicket]?: Ticket }
 
 const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, opts) => {
-  const options = resolveResponseCacheOptions(opts, fastify.redisSuite.credentialCookies)
+  const options = resolveResponseCacheOptions(opts, fastify.redisSuite.credentialCookies, fastify.cache.core.local !== undefined)
   const engine = new ResponseCacheEngine({
     store: new ResponseStore(fastify.cache.namespace('http')),
     replay: (url, headers) => fastify.inject({ method: 'GET', url, headers }),

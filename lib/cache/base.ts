@@ -170,6 +170,16 @@ export class CacheBase {
     return entry
   }
 
+  /** A fresh copy of a full key from the local tier (a local hit), or undefined. */
+  memoryEntry<T> (fullKey: string): CacheEntry<T> | undefined {
+    const tier = this.core.local
+    if (tier?.live !== true) return undefined
+    const now = Date.now()
+    const entry = this.#fromMemory<T>(tier.get(fullKey, now), now, this.namespaceStats)
+    if (entry !== undefined && channels.cacheRead.hasSubscribers) channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys: 1, hits: 1, misses: 0, stale: 0, errors: 0 })
+    return entry
+  }
+
   /** This instance is about to change these keys (entries or generations): its memory lets go of them. */
   changing (keys: readonly string[]): void {
     const tier = this.core.local

@@ -67,6 +67,14 @@ export class Cache extends CacheBase {
     return (await this.readEntries<T>([this.key(key)], true, [], readLocal(opts)))[0] as CacheEntry<T>
   }
 
+  /**
+   * The entry of `key` when this instance's local tier holds it fresh (counted as a local
+   * hit), else undefined; never asks Redis. For the response cache's lookups.
+   */
+  localEntry<T = unknown> (key: string | number): CacheEntry<T> | undefined {
+    return this.memoryEntry<T>(this.key(key))
+  }
+
   /** True when the key holds a value. */
   async has (key: string | number, opts?: ReadOptions): Promise<boolean> {
     const state = (await this.getEntry(key, opts)).state

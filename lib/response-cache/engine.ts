@@ -141,7 +141,7 @@ export class ResponseCacheEngine {
       this.#startFill(ticket)
       return { action: 'run', ticket }
     }
-    const found = await this.#store.get(key).catch((err: unknown) => { this.#warn({ err }, 'response cache unavailable; serving without it') })
+    const found = await this.#store.get(key, false, route.local).catch((err: unknown) => { this.#warn({ err }, 'response cache unavailable; serving without it') })
     if (found === undefined) return this.#bypass(request, route)
     ticket.readAt = found.readAt
     if (found.entry !== undefined) {

@@ -73,6 +73,12 @@ export interface ResponseCacheOptions {
   lockWait?: Duration
   /** Buffer stream responses to cache them (off: a stream is never cached). @default false */
   bufferStreams?: boolean
+  /**
+   * Serve repeated hits from this instance's memory through the cache toolkit's local tier
+   * (which the `cache` options must enable with `local`). An invalidation on another instance
+   * reaches this one when its message arrives. @default false
+   */
+  local?: boolean
 }
 
 export interface RouteCacheConfig {
@@ -100,6 +106,8 @@ export interface RouteCacheConfig {
   bufferStreams?: boolean
   /** @default the plugin's `lock` */
   lock?: boolean
+  /** @default the plugin's `local` */
+  local?: boolean
 }
 
 export interface RouteInvalidation {
@@ -129,10 +137,14 @@ interface ResolvedCacheSettings {
   lockTtl: number
   lockWait: number
   bufferStreams: boolean
+  /** Hits may come from the cache toolkit's local tier. */
+  local: boolean
 }
 
 export interface ResolvedResponseCacheOptions extends ResolvedCacheSettings {
   user: (request: any) => string | number | null | undefined
+  /** Whether the cache toolkit under the response cache has a local tier. */
+  localTier: boolean
 }
 
 export interface ResolvedRouteCache extends ResolvedCacheSettings {
@@ -218,18 +230,19 @@ function bool (value: unknown, name: string, fallback: boolean): boolean {
 }
 
 const PLUGIN_KEYS = [...REGISTER_KEYS, ...optionKeys<ResponseCacheOptions>({
-  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, tagHeader: true, statuses: true, vary: true, headers: true, sessionCookies: true, user: true, lock: true, lockTtl: true, lockWait: true, bufferStreams: true
+  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, tagHeader: true, statuses: true, vary: true, headers: true, sessionCookies: true, user: true, lock: true, lockTtl: true, lockWait: true, bufferStreams: true, local: true
 })]
 const ROUTE_KEYS = optionKeys<RouteCacheConfig>({
-  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, vary: true, perUser: true, key: true, tags: true, statuses: true, bufferStreams: true, lock: true
+  ttl: true, staleWhileRevalidate: true, staleIfError: true, cacheControl: true, clientNoCache: true, vary: true, perUser: true, key: true, tags: true, statuses: true, bufferStreams: true, lock: true, local: true
 })
 const INVALIDATION_KEYS = optionKeys<RouteInvalidation>({ tags: true })
 
 /**
  * Validates the plugin options and fills the defaults. `credentialCookies` are cookie names
- * learned at run time (the session plugin's), added to `sessionCookies`.
+ * learned at run time (the session plugin's), added to `sessionCookies`; `localTier` says
+ * whether the cache toolkit under the response cache has a local tier.
  */
-export function resolveResponseCacheOptions (opts: ResponseCacheOptions, credentialCookies: CookieNames = { has: () => false }): ResolvedResponseCacheOptions {
+export function resolveResponseCacheOptions (opts: ResponseCacheOptions, credentialCookies: CookieNames = { has: () => false }, localTier = false): ResolvedResponseCacheOptions {
   checkKeys(opts, PLUGIN_KEYS, 'responseCache')
   if (opts.user !== undefined && typeof opts.user !== 'function') throw new InvalidOptionError('user', 'expected a function (request) => user id')
   const listed = new Set(cookieList(opts.sessionCookies ?? ['sessionId', '__Host-sessionId', 'sid', 'connect.sid', 'session']))
@@ -248,8 +261,16 @@ export function resolveResponseCacheOptions (opts: ResponseCacheOptions, credent
     lock: bool(opts.lock, 'lock', false),
     lockTtl: parseDuration(opts.lockTtl ?? '10s', 'lockTtl'),
     lockWait: parseDuration(opts.lockWait ?? '5s', 'lockWait'),
-    bufferStreams: bool(opts.bufferStreams, 'bufferStreams', false)
+    bufferStreams: bool(opts.bufferStreams, 'bufferStreams', false),
+    local: localOf(opts.local, 'responseCache.local', false, localTier),
+    localTier
   })
+}
+
+function localOf (value: unknown, name: string, fallback: boolean, tier: boolean): boolean {
+  const local = bool(value, name, fallback)
+  if (local && !tier) throw new InvalidOptionError(name, 'needs the cache toolkit\'s local tier: give the cache options `local` too')
+  return local
 }
 
 /** Validates one route's `config.cache` against the plugin's defaults. `name` prefixes errors. */
@@ -280,6 +301,7 @@ export function resolveRouteCache (config: RouteCacheConfig | true, plugin: Reso
     lock: bool(c.lock, `${name}.lock`, plugin.lock),
     lockTtl: plugin.lockTtl,
     lockWait: plugin.lockWait,
+    local: localOf(c.local, `${name}.local`, plugin.local, plugin.localTier),
     keyOf: c.key,
     tags: async (request: CacheRequest) => (typeof tags === 'function' ? await tags(request) : tags),
     identify: (request: CacheRequest) => {

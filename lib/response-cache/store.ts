@@ -1,7 +1,7 @@
 // The response cache's view of the cache toolkit: entries with their metadata, tags, and the
 // locks that coalesce misses across instances. Everything lives in one cache namespace.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Cache } from '../cache/index.js'
+import type { Cache, CacheEntry } from '../cache/index.js'
 import { flushWrites } from '../core/index.js'
 import type { ResponseEntry } from './http.js'
 
@@ -37,6 +37,12 @@ function decodeEntry (bytes: unknown): ResponseEntry | undefined {
   }
 }
 
+function lookupOf (read: Exclude<CacheEntry<Buffer>, { state: 'error' }>): Lookup {
+  if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
+  const entry = decodeEntry(read.value)
+  return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry, age: read.age }
+}
+
 /** Tag that every entry of one path carries, so that one path's variants drop together. */
 export function urlTag (path: string): string {
   return `url:${path}`
@@ -59,16 +65,27 @@ export class ResponseStore {
     return this.#cache.core.keyspace.prefix
   }
 
+  /** Whether lookups may be answered from the cache toolkit's local tier. */
+  get localTier (): boolean {
+    return this.#cache.core.local !== undefined
+  }
+
   /**
    * Reads an entry. Rejects when Redis failed (the caller answers BYPASS). `fresh` asks for a
-   * read of its own, sent now.
+   * read of its own from Redis, sent now; `local` lets the cache toolkit's local tier answer
+   * (and keep what Redis answers).
    */
-  get (key: string, fresh = false): Promise<Lookup> {
-    if (fresh) return this.#read(key)
-    let pending = this.#queued.get(key)
+  get (key: string, fresh = false, local = false): Promise<Lookup> {
+    if (fresh) return this.#read(key, false)
+    if (local) {
+      const held = this.#cache.localEntry<Buffer>(key)
+      if (held !== undefined && held.state !== 'error') return Promise.resolve(lookupOf(held))
+    }
+    const queueKey = local ? 'l' + key : 'r' + key
+    let pending = this.#queued.get(queueKey)
     if (pending === undefined) {
-      pending = this.#turnEnd().then(() => this.#read(key))
-      this.#queued.set(key, pending)
+      pending = this.#turnEnd().then(() => this.#read(key, local))
+      this.#queued.set(queueKey, pending)
     }
     return pending
   }
@@ -87,13 +104,10 @@ export class ResponseStore {
     return this.#turn
   }
 
-  async #read (key: string): Promise<Lookup> {
-    // Not from the cache's local tier: the response cache keeps its own rules for memory.
-    const read = await this.#cache.getEntry<Buffer>(key, { local: false })
+  async #read (key: string, local: boolean): Promise<Lookup> {
+    const read = await this.#cache.getEntry<Buffer>(key, { local })
     if (read.state === 'error') throw read.error
-    if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
-    const entry = decodeEntry(read.value)
-    return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry, age: read.age }
+    return lookupOf(read)
   }
 
   async set (key: string, path: string, entry: ResponseEntry, opts: { ttl: number, grace: number, tags: string[], since?: string }): Promise<void> {
@@ -121,7 +135,7 @@ export class ResponseStore {
     const held = lock
     // The previous holder may have stored the entry between our read and our lock. A read of
     // our own: one shared with lookups that began before the lock could be older than it.
-    const again = await this.#read(key).catch(() => undefined)
+    const again = await this.#read(key, false).catch(() => undefined)
     if (again?.state !== 'fresh') return async () => { await held.release() }
     await held.release()
     return 'filled'
@@ -142,7 +156,7 @@ export class ResponseStore {
   async lockToRefresh (key: string, ttl: number): Promise<(() => Promise<void>) | null> {
     const lock = await this.#cache.lock(`refresh|${key}`, { ttl })
     if (lock === null) return null
-    const again = await this.#read(key).catch(() => undefined)
+    const again = await this.#read(key, false).catch(() => undefined)
     if (again?.state === 'fresh') {
       await lock.release()
       return null
