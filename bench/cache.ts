@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import { Cluster, Redis } from 'ioredis'
 import { createCache } from '../lib/cache/cache.js'
 import type { Cache } from '../lib/cache/cache.js'
+import type { LocalOptions } from '../lib/cache/options.js'
 import { Keyspace } from '../lib/core/keys.js'
 import { startCluster } from '../test/fixtures/redis-server.js'
 import { benchRedis, report } from './harness.js'
@@ -79,8 +80,8 @@ async function commandsPerCall (client: Redis | Cluster, prefix: string, op: () 
   return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, Math.round((v / calls) * 100) / 100]))
 }
 
-function cacheOn (client: Redis | Cluster, prefix: string): Cache {
-  return createCache(client, { keyspace: new Keyspace({ prefix, feature: 'cache' }), ttl: '1h', commandTimeout: 1000 })
+function cacheOn (client: Redis | Cluster, prefix: string, local?: LocalOptions): Cache {
+  return createCache(client, { keyspace: new Keyspace({ prefix, feature: 'cache' }), ttl: '1h', commandTimeout: 1000, ...(local === undefined ? {} : { local }) })
 }
 
 export interface CacheBenchReport extends Report {
@@ -111,6 +112,14 @@ export async function run (): Promise<CacheBenchReport> {
   }
   rows.push(await loop('cache.get hit', (i) => cache.get(`k${i}`), seconds, costs))
   rows.push(await loop('cache.getOrSet hit', (i) => cache.getOrSet(`k${i}`, factory), seconds, costs))
+  // The local tier: the same reads answered from this process's memory (copies kept for a minute,
+  // dropped only by an invalidation).
+  const local = cacheOn(client, 'benchlocal', { ttl: '1m' })
+  while (local.core.local?.live !== true) await new Promise((resolve) => setTimeout(resolve, 10))
+  for (let i = 0; i < KEYS; i++) await local.getOrSet(`k${i}`, factory)
+  rows.push(await loop('cache.get hit, local tier', (i) => local.get(`k${i}`), seconds, costs))
+  rows.push(await loop('cache.getOrSet hit, local tier', (i) => local.getOrSet(`k${i}`, factory), seconds, costs))
+  await local.close()
   await cache.set('tagged', VALUE, { tags: ['t1', 't2'] })
   const commandsPerHit: Record<string, Record<string, number>> = {
     standalone: await commandsPerCall(client, 'bench', () => cache.getOrSet('k0', factory)),

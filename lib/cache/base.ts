@@ -170,13 +170,16 @@ export class CacheBase {
     return entry
   }
 
-  /** A fresh copy of a full key from the local tier (a local hit), or undefined. */
-  memoryEntry<T> (fullKey: string): CacheEntry<T> | undefined {
+  /**
+   * A fresh copy of a full key from the local tier (counted as a local hit), or undefined.
+   * `publish: false` leaves the read event to the caller (getOrSet publishes its own).
+   */
+  memoryEntry<T> (fullKey: string, publish = true): CacheEntry<T> | undefined {
     const tier = this.core.local
     if (tier?.live !== true) return undefined
     const now = Date.now()
     const entry = this.#fromMemory<T>(tier.get(fullKey, now), now, this.namespaceStats)
-    if (entry !== undefined && channels.cacheRead.hasSubscribers) channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys: 1, hits: 1, misses: 0, stale: 0, errors: 0 })
+    if (entry !== undefined && publish && channels.cacheRead.hasSubscribers) channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys: 1, hits: 1, misses: 0, stale: 0, errors: 0 })
     return entry
   }
 

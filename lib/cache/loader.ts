@@ -59,6 +59,12 @@ function found<T> (e: Found<T>): LoadResult<T> {
  */
 export function getOrSetEntry<T> (cache: CacheBase, key: string | number, factory: Factory<T>, opts: GetOrSetOptions = {}): Promise<LoadResult<T>> {
   checkKeys(opts, GET_OR_SET_KEYS, 'getOrSet')
+  // A fresh copy in this instance's memory answers at once (counted as a local hit).
+  const held = opts.local === false ? undefined : cache.memoryEntry<T>(cache.key(key), false)
+  if (held?.state === 'fresh') {
+    if (channels.cacheGetOrSet.hasSubscribers) channels.cacheGetOrSet.publish({ prefix: cache.core.keyspace.prefix, namespace: cache.name, state: 'hit' })
+    return Promise.resolve(found(held))
+  }
   return sharedLoad(cache, key, factory, opts).then((result) => {
     // Counted per caller, though callers share the read.
     const c = cache.namespaceStats
