@@ -8,8 +8,10 @@ const ROWS: ServerRow[] = [
   ['bare route', 'bare'],
   ['uncached (5 ms CPU)', 'uncached'],
   ['fastify-redis-suite response cache', 'ours'],
+  ['fastify-redis-suite response cache, local tier', 'ours-local'],
   ['async-cache-dedupe (redis storage)', 'peer'],
-  ['bentocache (redis only)', 'bentocache']
+  ['bentocache (redis only)', 'bentocache'],
+  ['bentocache (memory + redis, bus)', 'bentocache-tiered']
 ].map(([name, mode]) => ({ name: name as string, server: 'response-cache', env: { MODE: mode as string } }))
 
 export async function run (): Promise<Report> {
