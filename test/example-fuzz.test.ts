@@ -7,17 +7,14 @@ import t from 'tap'
 import { bootExample, mailedCode } from './fixtures/example.js'
 import type { ExampleProcess } from './fixtures/example.js'
 import { clusterMode, testRedis } from './fixtures/redis.js'
-import { encodeLoosely, fuzzSeed, prng } from './fixtures/prng.js'
+import { draws, encodeLoosely, fuzzSeed } from './fixtures/prng.js'
 
 const redis = await testRedis()
 const seed = fuzzSeed()
 const total = Number(process.env.FUZZ_REQUESTS ?? 600)
 console.log(`# example fuzz: FUZZ_SEED=${seed}`)
 
-const random = prng(seed)
-const int = (n: number) => Math.floor(random() * n)
-const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T
-const chance = (p: number) => random() < p
+const { int, pick, chance } = draws(seed)
 
 const STRINGS = [
   '', ' ', 'a', 'alice@example.com', ' ALICE@Example.COM ', 'nobody@example.com', 'a@b', '@', 'a@@b', 'x'.repeat(255) + '@example.com',

@@ -10,16 +10,13 @@ import { connect } from 'node:net'
 import express from 'express'
 import type { ErrorRequestHandler } from 'express'
 import { buildExpress, cookieOf, sessionRoutes } from './fixtures/express-app.js'
-import { encodeLoosely, fuzzSeed, prng } from './fixtures/prng.js'
+import { draws, encodeLoosely, fuzzSeed } from './fixtures/prng.js'
 
 const seed = fuzzSeed()
 const total = Number(process.env.FUZZ_REQUESTS ?? 400)
 console.log(`# express fuzz: FUZZ_SEED=${seed}`)
 
-const random = prng(seed)
-const int = (n: number) => Math.floor(random() * n)
-const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T
-const chance = (p: number) => random() < p
+const { int, pick, chance } = draws(seed)
 
 const SECRET = 'an-express-fuzz-secret-that-is-long-enough'
 // Header values a client can put on the wire (latin1, no CR/LF): junk, huge, prototype names.

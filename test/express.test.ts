@@ -123,3 +123,26 @@ t.test('toolkit, OTP, health on the same connections; close() is idempotent', as
   await suite.close()
   t.equal(suite.redis.status, 'end', 'the connections it opened are closed')
 })
+
+t.test('response cache on the local tier: hits from memory, an invalidation drops them; refused without the cache\'s tier', async (t) => {
+  await t.rejects(redisSuite({ redis: redis.connection, responseCache: { local: true } }), { code: 'FRS_INVALID_OPTION', message: /responseCache\.local.*local tier/s })
+  let runs = 0
+  const { base, suite } = await buildExpress(t, { cache: { local: { ttl: '1m' } }, responseCache: { local: true } }, (app, suite) => {
+    app.get('/items', suite.responseCache({ tags: ['items'] }), (_req, res) => { res.json({ runs: ++runs }) })
+    app.post('/items', suite.invalidates({ tags: ['items'] }), (_req, res) => { res.status(201).json({ ok: true }) })
+  })
+  t.throws(() => suite.responseCache({ locl: true } as never), { code: 'FRS_INVALID_OPTION', message: /locl/ })
+  const tier = suite.cache.core.local
+  const deadline = Date.now() + 3000
+  while (tier?.live !== true && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(tier?.live, true, 'subscribed')
+  t.equal((await fetch(base + '/items')).headers.get('x-cache'), 'MISS')
+  const before = suite.cache.stats().namespaces.http?.localHits ?? 0
+  const hits = await Promise.all(Array.from({ length: 10 }, () => fetch(base + '/items')))
+  t.ok(hits.every((r) => r.headers.get('x-cache') === 'HIT'))
+  t.ok((suite.cache.stats().namespaces.http?.localHits ?? 0) > before, 'hits came from memory')
+  t.equal((await fetch(base + '/items', { method: 'POST' })).status, 201)
+  const after = await fetch(base + '/items')
+  t.equal(after.headers.get('x-cache'), 'MISS', 'the invalidation dropped the copy at once on this instance')
+  t.same(await after.json(), { runs: 2 })
+})

@@ -13,7 +13,7 @@ import redisPlugin from '../plugins/redis.js'
 import { otpLoggerOptions } from '../lib/otp/logging.js'
 import { errors } from '../lib/core/index.js'
 import { freshPrefix, testRedis } from './fixtures/redis.js'
-import { encodeLoosely, fuzzSeed, prng } from './fixtures/prng.js'
+import { draws, encodeLoosely, fuzzSeed } from './fixtures/prng.js'
 
 const redis = await testRedis()
 
@@ -218,10 +218,7 @@ const total = Number(process.env.FUZZ_REQUESTS ?? 400)
 
 t.test(`hostile input to the OTP routes: no 5xx, every 4xx JSON with a code (FUZZ_SEED=${seed})`, async (t) => {
   t.comment(`otp fuzz: FUZZ_SEED=${seed} FUZZ_REQUESTS=${total}`)
-  const random = prng(seed)
-  const int = (n: number) => Math.floor(random() * n)
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T
-  const chance = (p: number) => random() < p
+  const { int, pick, chance } = draws(seed)
   const outbox: Outbox = { codes: new Map(), tokens: [] }
   const app = await readmeApp(t, outbox, { maxAttempts: 3, lockAfter: 20 })
 
