@@ -115,8 +115,8 @@ export class LocalTier<V> {
     return entry.value
   }
 
-  /** A read of `key` from Redis starts; pass the ticket to {@link end}. */
-  begin (_key?: string): number {
+  /** A read from Redis starts; pass the ticket to {@link end}. */
+  begin (): number {
     this.#reading++
     return this.#seq
   }

@@ -65,11 +65,6 @@ export class ResponseStore {
     return this.#cache.core.keyspace.prefix
   }
 
-  /** Whether lookups may be answered from the cache toolkit's local tier. */
-  get localTier (): boolean {
-    return this.#cache.core.local !== undefined
-  }
-
   /**
    * Reads an entry. Rejects when Redis failed (the caller answers BYPASS). `fresh` asks for a
    * read of its own from Redis, sent now; `local` lets the cache toolkit's local tier answer

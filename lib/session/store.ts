@@ -97,7 +97,7 @@ export class RedisSessionStore {
       if (channels.session.hasSubscribers) this.#publish({ operation: 'read', source: 'local', found: true })
       return this.#deliver(held, cb)
     }
-    const ticket = cache?.begin(key) ?? 0
+    const ticket = cache?.begin() ?? 0
     this.#reads.add(key, key).then((reply) => {
       cache?.end(key, ticket, reply?.[0], reply?.[1] ?? 0, Date.now())
       if (channels.session.hasSubscribers) this.#publish({ operation: 'read', source: 'redis', found: reply !== null })
@@ -221,7 +221,7 @@ export class RedisSessionStore {
     } else {
       const key = this.key(sessionId)
       const cache = this.#o.cache
-      const ticket = cache?.begin(key) ?? 0
+      const ticket = cache?.begin() ?? 0
       let reply: Written
       try {
         reply = await this.#writes.add(key, [key, maxAge, user, json, meta.created])
