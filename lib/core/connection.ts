@@ -5,14 +5,21 @@ import { InvalidOptionError, RedisUnreachableError, RedisVersionError } from './
 import { coreScripts, defineScripts } from './scripts.js'
 import { isCluster, unusableClient } from './client.js'
 import { checkKeys, optionKeys } from './options.js'
+import { MemoryRedis } from '../memory/client.js'
 
 /** Where one connection goes. Give exactly one of `url`, `options`, `cluster`, `sentinel` or `client` (`url` may come with `options`). */
 export interface ConnectionConfig {
   /**
-   * A `redis://` or `rediss://` URL (`redis://user:pass@host:6379/2`). `undefined` (an unset
-   * `process.env` variable) counts as not given. @default undefined
+   * A `redis://` or `rediss://` URL (`redis://user:pass@host:6379/2`), or `memory://` (or
+   * `memory://name`) for the in-process memory engine: no Redis server, one process only (see
+   * the README). `undefined` (an unset `process.env` variable) counts as not given. @default undefined
    */
   url?: string | undefined
+  /**
+   * The memory engine refuses to start when `NODE_ENV` is `production`: its data lives in one
+   * process and is lost on restart. `true` says you mean it. @default false
+   */
+  allowMemoryInProduction?: boolean
   /** ioredis options (host, port, db, password, tls, …); merged over `url` and over the suite's safe defaults. */
   options?: RedisOptions
   /** Cluster startup nodes (`[{ host, port }]` or `'redis://host:port'` strings). */
@@ -60,7 +67,7 @@ export function safeRedisOptions (defaults: SafeDefaults): RedisOptions {
 }
 
 /** The keys of a connection's settings. */
-export const CONNECTION_KEYS = optionKeys<ConnectionConfig>({ url: true, options: true, cluster: true, clusterOptions: true, sentinel: true, client: true })
+export const CONNECTION_KEYS = optionKeys<ConnectionConfig>({ url: true, allowMemoryInProduction: true, options: true, cluster: true, clusterOptions: true, sentinel: true, client: true })
 const SENTINEL_KEYS = optionKeys<NonNullable<ConnectionConfig['sentinel']>>({ sentinels: true, name: true, options: true })
 
 /**
@@ -79,8 +86,17 @@ export function checkConnectionConfig (config: unknown, name: string): Connectio
   if (given.length > 1) throw new InvalidOptionError(name, `give only one of url, cluster, sentinel or client, not ${given.join(' and ')}`)
   if (given.length === 0 && c.options === undefined) throw new InvalidOptionError(name, 'give one of url, options, cluster, sentinel or client (url is undefined: an unset environment variable?)')
   if (c.url !== undefined) {
-    if (typeof c.url !== 'string' || !/^rediss?:\/\//.test(c.url)) throw new InvalidOptionError(`${name}.url`, `expected a redis:// or rediss:// URL, got ${JSON.stringify(redact(String(c.url)))}`)
+    if (typeof c.url !== 'string' || !/^(rediss?|memory):\/\//.test(c.url)) throw new InvalidOptionError(`${name}.url`, `expected a redis://, rediss:// or memory:// URL, got ${JSON.stringify(redact(String(c.url)))}`)
     try { new URL(c.url) } catch { throw new InvalidOptionError(`${name}.url`, 'it is not a valid URL') } // eslint-disable-line no-new
+  }
+  if (c.allowMemoryInProduction !== undefined && typeof c.allowMemoryInProduction !== 'boolean') throw new InvalidOptionError(`${name}.allowMemoryInProduction`, 'expected true or false')
+  if (c.url !== undefined && memoryName(c.url) !== undefined) {
+    if (c.options !== undefined) throw new InvalidOptionError(`${name}.options`, 'the memory engine takes no ioredis options')
+    if (process.env.NODE_ENV === 'production' && c.allowMemoryInProduction !== true) {
+      throw new InvalidOptionError(`${name}.url`, 'memory:// keeps data in this one process (not shared between instances, lost on restart) and NODE_ENV is "production"; use Redis, or set allowMemoryInProduction: true if you mean it')
+    }
+  } else if (c.allowMemoryInProduction !== undefined) {
+    throw new InvalidOptionError(`${name}.allowMemoryInProduction`, 'only applies together with a memory:// url')
   }
   if (c.cluster !== undefined && (!Array.isArray(c.cluster) || c.cluster.length === 0)) throw new InvalidOptionError(`${name}.cluster`, 'expected a non-empty array of startup nodes')
   if (c.sentinel !== undefined) {
@@ -119,10 +135,20 @@ export function createConnection (name: string, config: ConnectionConfig, defaul
     const client = new Redis({ ...safe, ...config.options, ...options, sentinels, name: group })
     return { name, client, address: `sentinel master "${group}" via ${sentinels.map(describeNode).join(',')}`, owned: true }
   }
+  const memory = config.url === undefined ? undefined : memoryName(config.url)
+  if (memory !== undefined) {
+    return { name, client: new MemoryRedis(memory, { lazyConnect: true }) as unknown as Redis, address: `memory://${memory}`, owned: true }
+  }
   const client = config.url !== undefined
     ? new Redis(config.url, { ...safe, ...config.options })
     : new Redis({ ...safe, ...config.options })
   return { name, client, address: describeClient(client), owned: true }
+}
+
+/** The memory engine's keyspace name of a `memory://name` URL ('default' for `memory://`), or undefined for another URL. */
+export function memoryName (url: string): string | undefined {
+  if (!url.startsWith('memory://')) return undefined
+  return decodeURIComponent(url.slice('memory://'.length).replace(/\/+$/, '')) || 'default'
 }
 
 /** Socket errors that say the server cannot be reached as configured, rather than that it is slow. */
@@ -254,6 +280,7 @@ export async function closeConnection (conn: ManagedConnection, timeoutMs: numbe
 function describeClient (client: Redis | Cluster): string {
   if (isCluster(client)) return 'cluster ' + client.nodes().map((n) => describeNode({ host: n.options.host, port: n.options.port })).join(',')
   const o = client.options
+  if (o.host?.startsWith('memory://') === true) return o.host
   if (o.sentinels) return `sentinel master "${o.name ?? ''}"`
   if (o.path) return o.path
   return `${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`
