@@ -1,5 +1,5 @@
 // Runs the example alone: `npm run example`. Uses REDIS_URL when set; otherwise starts a
-// throwaway redis-server; when neither can be had, says how to get one.
+// throwaway redis-server; when neither can be had, runs on the memory engine and says so.
 import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -13,8 +13,9 @@ import { redisServerAvailable, startRedisServer } from '../test/fixtures/redis-s
 async function redisUrl (): Promise<string> {
   if (process.env.REDIS_URL) return process.env.REDIS_URL
   if (!(await redisServerAvailable())) {
-    console.error('The example needs Redis: install redis-server (apt-get install redis-server, brew install redis) or set REDIS_URL=redis://host:6379.')
-    process.exit(1)
+    // No Redis at hand: the in-process memory engine runs everything, in this one process.
+    console.error('no REDIS_URL and no redis-server on PATH: running on the in-process memory engine (memory://); data lives in this process only. Install redis-server or set REDIS_URL=redis://host:6379 to use Redis.')
+    return 'memory://'
   }
   const server = await startRedisServer()
   console.error(`started a throwaway redis-server at ${server.url} (it stops with this process)`)

@@ -5,7 +5,7 @@ import { InvalidOptionError, RedisUnreachableError, RedisVersionError } from './
 import { coreScripts, defineScripts } from './scripts.js'
 import { isCluster, unusableClient } from './client.js'
 import { checkKeys, optionKeys } from './options.js'
-import { MemoryRedis } from '../memory/client.js'
+import { MemoryRedis } from '../memory/index.js'
 
 /** Where one connection goes. Give exactly one of `url`, `options`, `cluster`, `sentinel` or `client` (`url` may come with `options`). */
 export interface ConnectionConfig {
@@ -137,7 +137,7 @@ export function createConnection (name: string, config: ConnectionConfig, defaul
   }
   const memory = config.url === undefined ? undefined : memoryName(config.url)
   if (memory !== undefined) {
-    return { name, client: new MemoryRedis(memory, { lazyConnect: true }) as unknown as Redis, address: `memory://${memory}`, owned: true }
+    return { name, client: new MemoryRedis(memory, { lazyConnect: true, enableOfflineQueue: false }) as unknown as Redis, address: `memory://${memory}`, owned: true }
   }
   const client = config.url !== undefined
     ? new Redis(config.url, { ...safe, ...config.options })

@@ -41,6 +41,7 @@ function shape (reply: Reply, buffers: boolean): unknown {
 /** The methods every command gets, on a client and on its pipelines. */
 function commandMethods (target: object, send: (self: any) => Send): void {
   for (const name of MEMORY_COMMANDS) {
+    if (name in target) continue // the client's own quit()
     Object.defineProperty(target, name, { value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), false) } })
     Object.defineProperty(target, name + 'Buffer', { value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), true) } })
   }
@@ -48,8 +49,14 @@ function commandMethods (target: object, send: (self: any) => Send): void {
   Object.defineProperty(target, 'callBuffer', { value: function (this: unknown, name: string, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), true) } })
 }
 
-/** Runs one command on `client` now; an error reply rejects, as with ioredis. */
+/**
+ * Runs one command on `client`; an error reply rejects, as with ioredis. Before the client is
+ * ready the command waits for it, unless `enableOfflineQueue` is false (the suite's own setting).
+ */
 function sendNow (client: MemoryRedis, args: Buffer[], buffers: boolean): Promise<unknown> {
+  if (client.status === 'connecting' && client.options.enableOfflineQueue !== false) {
+    return new Promise((resolve) => client.once('ready', resolve)).then(() => sendNow(client, args, buffers))
+  }
   try {
     client.check()
   } catch (err) {
@@ -85,7 +92,8 @@ export class MemoryRedis extends EventEmitter {
       if (this.status !== 'ready') return
       this.emit('messageBuffer', channel, message)
       this.emit('message', channel.toString(), message.toString())
-    }
+    },
+    kill: () => this.disconnect()
   }
 
   constructor (name: string, options: MemoryClientOptions = {}) {
@@ -153,6 +161,15 @@ export class MemoryRedis extends EventEmitter {
     return this.#channels.size
   }
 
+  /** MONITOR: a new connection that emits 'monitor' (time, args, source) for every command on this keyspace. */
+  async monitor (): Promise<MemoryRedis> {
+    const watcher = new MemoryRedis(this.#server.name, { lazyConnect: true })
+    await watcher.connect()
+    const stop = this.#server.monitor((time, args, source) => { if (watcher.status === 'ready') watcher.emit('monitor', time, args, source) })
+    watcher.once('end', stop)
+    return watcher
+  }
+
   /** A pipeline: commands queue, `exec()` runs them in order and answers `[error, result]` pairs. */
   pipeline (): MemoryPipeline {
     return new MemoryPipeline(this)
@@ -212,9 +229,11 @@ export class MemoryPipeline {
   }
 
   async exec (): Promise<Array<[Error | null, unknown]>> {
-    this.#client.check()
+    const client = this.#client
+    if (client.status === 'connecting' && client.options.enableOfflineQueue !== false) await new Promise((resolve) => client.once('ready', resolve))
+    client.check()
     return this.#queue.splice(0).map(({ args, buffers }) => {
-      const reply = shape(this.#client.run(args), buffers)
+      const reply = shape(client.run(args), buffers)
       return reply instanceof Error ? [reply, null] : [null, reply]
     })
   }

@@ -17,9 +17,16 @@ type ValueOf<T extends Value['type']> = { string: Buffer, hash: Map<string, Buff
 interface Entry { value: Value, expiresAt: number }
 
 /** A subscriber: gets each message published on a channel it listens to. */
-export interface Listener { deliver: (channel: Buffer, message: Buffer) => void }
+export interface Listener {
+  deliver: (channel: Buffer, message: Buffer) => void
+  /** Its connection is closed by CLIENT KILL TYPE pubsub. */
+  kill: () => void
+}
 
 type Handler = (server: MemoryServer, args: Buffer[]) => Reply
+
+/** A MONITOR listener: the time, a command's arguments and where it came from. */
+export type Monitor = (time: string, args: string[], source: string) => void
 
 const WRONGTYPE = failure('WRONGTYPE Operation against a key holding the wrong kind of value')
 const NOT_INTEGER = failure('ERR value is not an integer or out of range')
@@ -36,6 +43,7 @@ export class MemoryServer {
   readonly #channels = new Map<string, Set<Listener>>()
   readonly #scripts = new Map<string, string>()
   readonly #stats = new Map<string, number>()
+  readonly #monitors = new Set<Monitor>()
   #vm: LuaVm | undefined
   #opening: Promise<LuaVm> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -66,7 +74,8 @@ export class MemoryServer {
   }
 
   /** Runs one command (`args[0]` is its name). Never throws: an error is a ReplyFailure. */
-  exec (args: Buffer[]): Reply {
+  exec (args: Buffer[], source = '127.0.0.1:0'): Reply {
+    if (this.#monitors.size > 0) this.#tell(args, source)
     const name = (args[0] ?? Buffer.alloc(0)).toString().toLowerCase()
     const handler = COMMANDS[name]
     if (handler === undefined) return failure(`ERR unknown command '${name}' (the memory engine does not implement it)`)
@@ -77,7 +86,21 @@ export class MemoryServer {
   /** Runs a script by its source (what ioredis's defineCommand does with EVALSHA), counted as an EVALSHA. */
   runScript (lua: string, keys: Buffer[], argv: Buffer[]): Reply {
     this.#stats.set('evalsha', (this.#stats.get('evalsha') ?? 0) + 1)
-    return this.#run(this.#remember(lua), keys, argv)
+    const sha = this.#remember(lua)
+    if (this.#monitors.size > 0) this.#tell([Buffer.from('evalsha'), Buffer.from(sha), Buffer.from(String(keys.length)), ...keys, ...argv], '127.0.0.1:0')
+    return this.#run(sha, keys, argv)
+  }
+
+  /** MONITOR: `monitor` sees every command from now on (those a script runs with source 'lua'); the returned function stops it. */
+  monitor (monitor: Monitor): () => void {
+    this.#monitors.add(monitor)
+    return () => this.#monitors.delete(monitor)
+  }
+
+  #tell (args: Buffer[], source: string): void {
+    const time = (Date.now() / 1000).toFixed(6)
+    const text = args.map((a) => a.toString())
+    for (const m of this.#monitors) process.nextTick(m, time, text, source)
   }
 
   subscribe (channel: string, listener: Listener): void {
@@ -91,6 +114,14 @@ export class MemoryServer {
     if (set === undefined) return
     set.delete(listener)
     if (set.size === 0) this.#channels.delete(channel)
+  }
+
+  /** Closes every subscribed connection (they reconnect, as ioredis clients do); how many. */
+  killSubscribers (): number {
+    const listeners = new Set<Listener>()
+    for (const set of this.#channels.values()) for (const l of set) listeners.add(l)
+    for (const l of listeners) l.kill()
+    return listeners.size
   }
 
   // ---- keyspace -------------------------------------------------------------------------
@@ -184,7 +215,7 @@ export class MemoryServer {
     return vm.run(sha, keys, argv, (args) => {
       const name = args[0]?.toString().toLowerCase() ?? ''
       if (NOT_IN_SCRIPTS.has(name)) return failure('ERR This Redis command is not allowed from script')
-      return this.exec(args)
+      return this.exec(args, 'lua')
     })
   }
 
@@ -329,7 +360,11 @@ const COMMANDS: Record<string, Handler> = {
   flushall: (s) => { s.flush(); return OK },
   flushdb: (s) => { s.flush(); return OK },
   select: (_s, args) => int(args[1]) === 0 ? OK : failure('ERR DB index is out of range'),
-  client: (_s, args) => text(args[1]) === 'id' ? 1 : text(args[1]) === 'getname' ? null : OK,
+  client: (s, args) => {
+    const sub = text(args[1])
+    if (sub === 'kill') return text(args[2]) === 'type' && text(args[3]) === 'pubsub' ? s.killSubscribers() : failure('ERR the memory engine supports CLIENT KILL TYPE pubsub only')
+    return sub === 'id' ? 1 : sub === 'getname' ? null : OK
+  },
   quit: () => OK,
   type: (s, args) => new Status(s.entry(keyOf(args[1]))?.value.type ?? 'none'),
 
