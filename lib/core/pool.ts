@@ -90,7 +90,7 @@ export function resolvePoolOptions (opts: PoolOptions | undefined, pluginTimeout
   opts ??= {}
   checkKeys(opts, KEYS, 'redis')
   const { connections = {}, prefix = 'frs', connectTimeout = '5s', commandTimeout = '1s', closeTimeout = '2s', healthRoute = false, coalesceWrites = true } = opts
-  const main: ConnectionConfig = { url: opts.url, options: opts.options, cluster: opts.cluster, clusterOptions: opts.clusterOptions, sentinel: opts.sentinel, client: opts.client }
+  const main: ConnectionConfig = { url: opts.url, allowMemoryInProduction: opts.allowMemoryInProduction, options: opts.options, cluster: opts.cluster, clusterOptions: opts.clusterOptions, sentinel: opts.sentinel, client: opts.client }
   const hasMain = (['url', 'options', 'cluster', 'sentinel', 'client'] as const).some((k) => main[k] !== undefined)
   const defaultConfig = checkConnectionConfig(hasMain ? main : { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, hasMain ? 'redis' : 'REDIS_URL')
   if (connections === null || typeof connections !== 'object' || Array.isArray(connections)) throw new InvalidOptionError('redis.connections', 'expected an object of name → URL or connection settings')

@@ -54,9 +54,7 @@ function commandMethods (target: object, send: (self: any) => Send): void {
  * ready the command waits for it, unless `enableOfflineQueue` is false (the suite's own setting).
  */
 function sendNow (client: MemoryRedis, args: Buffer[], buffers: boolean): Promise<unknown> {
-  if (client.status === 'connecting' && client.options.enableOfflineQueue !== false) {
-    return new Promise((resolve) => client.once('ready', resolve)).then(() => sendNow(client, args, buffers))
-  }
+  if (client.status === 'connecting' && client.options.enableOfflineQueue !== false) return client.whenReady().then(() => sendNow(client, args, buffers))
   try {
     client.check()
   } catch (err) {
@@ -143,6 +141,7 @@ export class MemoryRedis extends EventEmitter {
   }
 
   async subscribe (...channels: Arg[]): Promise<number> {
+    await this.#whenReady()
     this.#check()
     for (const c of toBuffers(channels)) {
       const channel = c.toString('latin1')
@@ -196,6 +195,14 @@ export class MemoryRedis extends EventEmitter {
   /** Throws as ioredis does when a command is sent on a client that is not ready (its offline queue is off). @internal */
   check (): void { this.#check() }
 
+  /** Waits for 'ready' while connecting, unless the offline queue is off (then commands fail at once, as with ioredis). */
+  async #whenReady (): Promise<void> {
+    if (this.status === 'connecting' && this.options.enableOfflineQueue !== false) await new Promise((resolve) => this.once('ready', resolve))
+  }
+
+  /** @internal */
+  whenReady (): Promise<void> { return this.#whenReady() }
+
   #check (): void {
     if (this.status !== 'ready') throw new Error(this.status === 'end' ? 'Connection is closed.' : "Stream isn't writeable and enableOfflineQueue options is false")
   }
@@ -230,7 +237,7 @@ export class MemoryPipeline {
 
   async exec (): Promise<Array<[Error | null, unknown]>> {
     const client = this.#client
-    if (client.status === 'connecting' && client.options.enableOfflineQueue !== false) await new Promise((resolve) => client.once('ready', resolve))
+    await client.whenReady()
     client.check()
     return this.#queue.splice(0).map(({ args, buffers }) => {
       const reply = shape(client.run(args), buffers)

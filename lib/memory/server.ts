@@ -286,17 +286,28 @@ function str (server: MemoryServer, key: string): Buffer | undefined | ReplyFail
   return server.typed(key, 'string')
 }
 
-function incrBy (server: MemoryServer, key: string, by: number | undefined): Reply {
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+
+/** A signed 64-bit integer argument, as Redis parses one, or undefined. */
+function int64 (b: Buffer | undefined): bigint | undefined {
+  const s = b?.toString()
+  if (s === undefined || !/^(0|-?[1-9]\d{0,18})$/.test(s)) return undefined
+  const n = BigInt(s)
+  return n < INT64_MIN || n > INT64_MAX ? undefined : n
+}
+
+function incrBy (server: MemoryServer, key: string, by: bigint | undefined): Reply {
   if (by === undefined) return NOT_INTEGER
   const current = str(server, key)
   if (current instanceof ReplyFailure) return current
-  const n = current === undefined ? 0 : int(current)
+  const n = current === undefined ? 0n : int64(current)
   if (n === undefined) return NOT_INTEGER
   const next = n + by
-  if (!Number.isSafeInteger(next)) return failure('ERR increment or decrement would overflow')
+  if (next < INT64_MIN || next > INT64_MAX) return failure('ERR increment or decrement would overflow')
   const e = server.entry(key)
   server.put(key, { type: 'string', v: Buffer.from(String(next)) }, e?.expiresAt ?? 0)
-  return next
+  return Number(next)
 }
 
 function setExpiry (server: MemoryServer, args: Buffer[], unitMs: number): Reply {
@@ -390,13 +401,14 @@ const COMMANDS: Record<string, Handler> = {
       else if (opt === 'keepttl') keep = true
       else if (opt === 'get') get = true
       else if (opt === 'px' || opt === 'ex' || opt === 'pxat' || opt === 'exat') {
+        if (expiresAt !== 0 || keep || i + 1 >= args.length) return SYNTAX
         const n = int(args[++i])
         if (n === undefined) return NOT_INTEGER
         if (n <= 0) return failure("ERR invalid expire time in 'set' command")
         expiresAt = opt === 'px' ? Date.now() + n : opt === 'ex' ? Date.now() + n * 1000 : opt === 'pxat' ? n : n * 1000
       } else return SYNTAX
     }
-    if (nx && xx) return SYNTAX
+    if ((nx && xx) || (keep && expiresAt !== 0)) return SYNTAX
     const e = s.entry(key)
     if (get && e !== undefined && e.value.type !== 'string') return WRONGTYPE
     const old = e?.value.type === 'string' ? e.value.v : null
@@ -417,10 +429,10 @@ const COMMANDS: Record<string, Handler> = {
   },
   ttl: (s, args) => ttl(s, keyOf(args[1]), 1000),
   pttl: (s, args) => ttl(s, keyOf(args[1]), 1),
-  incr: (s, args) => incrBy(s, keyOf(args[1]), 1),
-  decr: (s, args) => incrBy(s, keyOf(args[1]), -1),
-  incrby: (s, args) => incrBy(s, keyOf(args[1]), int(args[2])),
-  decrby: (s, args) => { const by = int(args[2]); return incrBy(s, keyOf(args[1]), by === undefined ? undefined : -by) },
+  incr: (s, args) => incrBy(s, keyOf(args[1]), 1n),
+  decr: (s, args) => incrBy(s, keyOf(args[1]), -1n),
+  incrby: (s, args) => incrBy(s, keyOf(args[1]), int64(args[2])),
+  decrby: (s, args) => { const by = int64(args[2]); return incrBy(s, keyOf(args[1]), by === undefined || by === INT64_MIN ? undefined : -by) },
 
   hset: (s, args) => {
     if (args.length < 4 || args.length % 2 !== 0) return failure("ERR wrong number of arguments for 'hset' command")
@@ -481,14 +493,14 @@ const COMMANDS: Record<string, Handler> = {
     const flags = new Set<string>()
     while (i < args.length && ['nx', 'xx', 'gt', 'lt', 'ch'].includes(text(args[i]))) flags.add(text(args[i++]))
     if (i >= args.length || (args.length - i) % 2 !== 0) return SYNTAX
-    let z = s.typed(key, 'zset')
-    if (z instanceof ReplyFailure) return z
     const pairs: Array<[number, string]> = []
     for (; i < args.length; i += 2) {
       const sc = score(args[i])
       if (sc === undefined || sc.exclusive) return failure('ERR value is not a valid float')
       pairs.push([sc.value, keyOf(args[i + 1])])
     }
+    let z = s.typed(key, 'zset')
+    if (z instanceof ReplyFailure) return z
     if (z === undefined) { z = new Map(); s.put(key, { type: 'zset', v: z }, 0) }
     let changed = 0
     for (const [sc, member] of pairs) {
