@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import redisPlugin from '../plugins/redis.js'
 import { isCluster, unusableClient } from '../lib/core/client.js'
-import { clusterMode, rawClient, testRedis } from './fixtures/redis.js'
+import { clusterMode, needsRedis, rawClient, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
 
@@ -28,7 +28,7 @@ t.test('refuses what is not an ioredis-like client, naming the option and what i
   t.match(unusableClient(noFlag), /no isCluster flag/)
 })
 
-t.test('refuses a client that maps RESP3 replies to objects and numbers', { skip: clusterMode ? 'a standalone client is enough to show the check' : false }, async (t) => {
+t.test('refuses a client that maps RESP3 replies to objects and numbers', { skip: clusterMode ? 'a standalone client is enough to show the check' : needsRedis('an ioredis client of the server') }, async (t) => {
   const resp3 = new Redis(redis.connection.url as string, { lazyConnect: true, protocol: 3, replyMapping: 'resp3' })
   t.teardown(() => resp3.disconnect())
   await t.rejects(register(resp3), { code: 'FRS_INVALID_OPTION', message: /replyMapping: 'resp3'/ })

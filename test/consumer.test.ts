@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { clusterMode, freshPrefix, testRedis } from './fixtures/redis.js'
+import { clusterMode, freshPrefix, memoryMode, testRedis } from './fixtures/redis.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -32,7 +32,7 @@ interface Seen {
   deepImport: string
 }
 
-t.test('the packed tarball, installed into a consumer project', { skip: clusterMode ? 'packaging does not depend on the Redis engine; it runs with the standalone suite' : false, timeout: 600_000 }, async (t) => {
+t.test('the packed tarball, installed into a consumer project', { skip: clusterMode || memoryMode ? 'packaging does not depend on the Redis engine; it runs with the standalone suite' : false, timeout: 600_000 }, async (t) => {
   const redis = await testRedis()
   const work = mkdtempSync(join(tmpdir(), 'frs-consumer-'))
   t.teardown(() => rmSync(work, { recursive: true, force: true }))

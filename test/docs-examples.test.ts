@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { clusterMode } from './fixtures/redis.js'
+import { clusterMode, memoryMode } from './fixtures/redis.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -17,7 +17,7 @@ const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { n
 
 interface Block { file: string, source: string, line: number, preludeLines: number }
 
-t.test('every TypeScript block of the documentation compiles against the package', { skip: clusterMode ? 'the documentation does not depend on the Redis engine; it is compiled with the standalone suite' : false, timeout: 300_000 }, async (t) => {
+t.test('every TypeScript block of the documentation compiles against the package', { skip: clusterMode || memoryMode ? 'the documentation does not depend on the Redis engine; it is compiled with the standalone suite' : false, timeout: 300_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'frs-docs-'))
   t.teardown(() => rmSync(work, { recursive: true, force: true }))
 

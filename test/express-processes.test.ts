@@ -5,13 +5,13 @@
 import t from 'tap'
 import { startAppProcess } from './fixtures/app-process.js'
 import { cookieOf } from './fixtures/express-app.js'
-import { freshPrefix } from './fixtures/redis.js'
+import { freshPrefix, needsRedis } from './fixtures/redis.js'
 
 const prefix = freshPrefix()
 const bases = await Promise.all([1, 2, 3].map(async () => (await startAppProcess(t, 'express-process-app.ts', { PREFIX: prefix, SHARED_RATE: '120/hour' })).ready.base))
 const on = (i: number): string => bases[i % 3] as string
 
-t.test('a scope shared by two routes in three processes: 360 concurrent requests, exactly 120 allowed', async (t) => {
+t.test('a scope shared by two routes in three processes: 360 concurrent requests, exactly 120 allowed', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   const statuses = await Promise.all(Array.from({ length: 360 }, async (_, i) => {
     const res = await fetch(on(i) + (i % 2 === 0 ? '/a' : '/b'))
     await res.arrayBuffer()
@@ -21,7 +21,7 @@ t.test('a scope shared by two routes in three processes: 360 concurrent requests
   t.equal(statuses.filter((s) => s === 429).length, 240)
 })
 
-t.test('a one-time code verified by 150 concurrent requests over three processes works exactly once', async (t) => {
+t.test('a one-time code verified by 150 concurrent requests over three processes works exactly once', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   const { code } = await (await fetch(on(0) + '/otp/issue?subject=a%40example.com', { method: 'POST' })).json() as { code: string }
   const results = await Promise.all(Array.from({ length: 150 }, async (_, i) =>
     (await (await fetch(`${on(i)}/otp/verify?subject=a%40example.com&code=${code}`, { method: 'POST' })).json() as { status: string }).status))
@@ -29,7 +29,7 @@ t.test('a one-time code verified by 150 concurrent requests over three processes
   t.equal(results.filter((s) => s === 'expired').length, 149)
 })
 
-t.test('no lost session write: 200 concurrent logins over three processes all read back; one session written in turn by each process keeps every write', async (t) => {
+t.test('no lost session write: 200 concurrent logins over three processes all read back; one session written in turn by each process keeps every write', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   const cookies = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
     const res = await fetch(`${on(i)}/login?user=u${i}`, { method: 'POST' })
     t.equal(res.status, 200)

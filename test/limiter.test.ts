@@ -8,7 +8,7 @@ import { Limiter, resolvePolicies } from '../lib/rate-limit/limiter.js'
 import type { Algorithm, LimitResult, NamedRate, Policy } from '../lib/rate-limit/limiter.js'
 import type { Rate } from '../lib/core/duration.js'
 import { buildApp } from './fixtures/app.js'
-import { assertKeysHaveTtl, scriptCalls } from './fixtures/redis.js'
+import { assertKeysHaveTtl, needsRedis, scriptCalls } from './fixtures/redis.js'
 
 // The fixture's assertKeysHaveTtl types its `t` narrower than tap's Test; adapt it here.
 const assertTtl = (t: Test, client: Redis | Cluster, prefix: string) =>
@@ -269,7 +269,7 @@ t.test('a batch of mixed keys, policies and modes answers as the same checks one
   t.ok(allowedOf(alone) > 5 && allowedOf(alone) < 55, `the plan mixes allowed and refused checks (${allowedOf(alone)} of 60 allowed)`)
 })
 
-t.test('checks waiting behind a call that times out fail with it, not one timeout later', async (t) => {
+t.test('checks waiting behind a call that times out fail with it, not one timeout later', { skip: needsRedis('it pauses the server with CLIENT PAUSE') }, async (t) => {
   const app = await buildApp(t)
   const limiter = new Limiter({ client: app.redis, timeoutMs: 500 })
   const k = app.redisSuite.keyspace('rl', 'lib').taggedKey(['k', 'paused'])

@@ -119,7 +119,7 @@ return { 7.9, false, n > 1e12 and 1 or 0, redis.call('GET', KEYS[1]), #ARGV[1], 
   t.same(r[5], Buffer.from('FINE'), 'a status reply')
   t.match(String(r[6]), /not an integer/, 'redis.pcall returns the error')
   t.same(r[7], Buffer.from('after'))
-  memory.defineCommand('holes', { numberOfKeys: 0, lua: "return { 1, 2, nil, 4 }" })
+  memory.defineCommand('holes', { numberOfKeys: 0, lua: 'return { 1, 2, nil, 4 }' })
   t.same(await (memory as unknown as { holes: () => Promise<unknown> }).holes(), [1, 2], 'a table stops at its first nil')
   memory.defineCommand('boom', { numberOfKeys: 0, lua: "return redis.call('INCRBY', 'x', 'notanumber')" })
   await t.rejects((memory as unknown as { boom: () => Promise<unknown> }).boom(), /not an integer or out of range/, 'redis.call raises the command error')

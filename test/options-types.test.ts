@@ -7,7 +7,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { cache, otp, otpLoggerOptions, rateLimit, redis, responseCache, session, suite } from '../plugins/index.js'
 import type { RouteCacheConfig } from '../plugins/index.js'
-import { clusterMode, testRedis } from './fixtures/redis.js'
+import { clusterMode, needsRedis, testRedis } from './fixtures/redis.js'
 
 const secret = 'x'.repeat(40)
 
@@ -85,7 +85,7 @@ export async function typos (app: FastifyInstance): Promise<void> {
   app.get('/x', { config: { cache: { tll: '1m' } satisfies RouteCacheConfig } }, async () => 'x')
 }
 
-t.test('the README suite example starts, and refuses a missing secret naming it', { skip: clusterMode }, async (t) => {
+t.test('the README suite example starts, and refuses a missing secret naming it', { skip: clusterMode || needsRedis('it opens a second database (/2) of the server') }, async (t) => {
   const server = await testRedis()
   const saved = { ...process.env }
   t.teardown(async () => {

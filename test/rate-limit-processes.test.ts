@@ -6,7 +6,7 @@
 import t from 'tap'
 import type { TeardownHost } from './fixtures/app.js'
 import { startAppProcess } from './fixtures/app-process.js'
-import { freshPrefix } from './fixtures/redis.js'
+import { freshPrefix, needsRedis } from './fixtures/redis.js'
 
 async function startApp (t: TeardownHost, env: Record<string, string>): Promise<string> {
   return (await startAppProcess(t, 'rate-limit-app.ts', env)).ready.base
@@ -29,7 +29,7 @@ async function spread (n: number, paths: string[], init: RequestInit = {}): Prom
   }))
 }
 
-t.test('a scope shared by three routes in three processes: 360 concurrent requests, exactly 120 allowed', async (t) => {
+t.test('a scope shared by three routes in three processes: 360 concurrent requests, exactly 120 allowed', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   const responses = await spread(360, ['/a', '/b', '/c'])
   t.same(count(responses.map((r) => r.status)), { 200: 120, 429: 240 })
   t.ok(responses.every((r) => r.policy === '"shared";q=120;w=3600'), 'RateLimit-Policy names the scope')
@@ -37,13 +37,13 @@ t.test('a scope shared by three routes in three processes: 360 concurrent reques
   t.same(after.map((r) => r.status), [429, 429, 429], 'and the budget stays spent on every route and process')
 })
 
-t.test('the plugin-wide budget is one per client across routes and processes: 300 concurrent, exactly 90 allowed', async (t) => {
+t.test('the plugin-wide budget is one per client across routes and processes: 300 concurrent, exactly 90 allowed', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   const responses = await spread(300, ['/p1', '/p2'])
   t.same(count(responses.map((r) => r.status)), { 200: 90, 429: 210 })
   t.ok(responses.every((r) => r.policy === '"anon";q=90;w=3600'))
 })
 
-t.test('counting only failures across processes: 60 successes (more than the quota) are given back, 200 concurrent failures give exactly 40 tries', async (t) => {
+t.test('counting only failures across processes: 60 successes (more than the quota) are given back, 200 concurrent failures give exactly 40 tries', { skip: needsRedis('three app processes share one Redis') }, async (t) => {
   // A check reserves: in-flight logins count until their outcome is known. Batches of 20 (of a
   // quota of 40), each waiting for the previous one's refunds, never meet a full quota.
   const refunded = async (expected: number) => {

@@ -4,14 +4,15 @@ import { Cluster, Redis } from 'ioredis'
 import redisPlugin from '../plugins/redis.js'
 import { flushWrites } from '../lib/core/coalesce.js'
 import { buildApp } from './fixtures/app.js'
-import { clusterMode, freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
+import { clusterMode, freshPrefix, memoryMode, needsRedis, rawClient, testRedis } from './fixtures/redis.js'
+import { MemoryRedis } from '../lib/memory/index.js'
 import { freePort, startRedisServer, startSentinel } from './fixtures/redis-server.js'
 
 const redis = await testRedis()
 
 t.test('connects from the test connection and decorates fastify.redis', async (t) => {
   const app = await buildApp(t)
-  t.ok(clusterMode ? app.redis instanceof Cluster : app.redis instanceof Redis, 'a plain client')
+  t.ok(clusterMode ? app.redis instanceof Cluster : memoryMode ? app.redis instanceof MemoryRedis : app.redis instanceof Redis, 'a plain client')
   t.equal(await app.redis.ping(), 'PONG')
   t.equal(app.redisConnection(), app.redis, 'no name gives the default connection')
   t.equal(app.redisConnection('default'), app.redis)
@@ -37,7 +38,7 @@ async function socketWrites (client: Redis | Cluster, fn: () => Promise<void>): 
   return writes
 }
 
-t.test('coalesceWrites: the commands of one event-loop turn leave in one socket write', async (t) => {
+t.test('coalesceWrites: the commands of one event-loop turn leave in one socket write', { skip: needsRedis('it counts socket writes') }, async (t) => {
   const burst = async (app: Awaited<ReturnType<typeof buildApp>>) => {
     const keys = Array.from({ length: 50 }, (_, i) => app.redisSuite.keyspace('t').taggedKey(['same-slot'], i))
     await Promise.all(keys.map((k, i) => app.redis.set(k, `v${i}`, 'PX', 60_000)))
@@ -67,7 +68,7 @@ t.test('coalesceWrites: the commands of one event-loop turn leave in one socket 
   }
 })
 
-t.test('applies the safe request-path defaults, and lets options override them', { skip: clusterMode }, async (t) => {
+t.test('applies the safe request-path defaults, and lets options override them', { skip: clusterMode || needsRedis('ioredis socket options') }, async (t) => {
   const app = await buildApp(t, { commandTimeout: '250ms' })
   const opts = (app.redis as Redis).options
   t.equal(opts.commandTimeout, 250)
@@ -82,7 +83,7 @@ t.test('applies the safe request-path defaults, and lets options override them',
   t.equal((app2.redis as Redis).options.commandTimeout, 99)
 })
 
-t.test('a command against a stalled server fails after commandTimeout instead of hanging', { skip: clusterMode }, async (t) => {
+t.test('a command against a stalled server fails after commandTimeout instead of hanging', { skip: clusterMode || needsRedis('it pauses the server with CLIENT PAUSE') }, async (t) => {
   const app = await buildApp(t, { commandTimeout: 200 })
   const started = Date.now()
   // DEBUG SLEEP is refused on some builds; CLIENT PAUSE stalls every client the same way.
@@ -265,6 +266,7 @@ t.test('health decorator and optional route', async (t) => {
   t.equal(def.mode, redis.mode)
   t.equal(def.nodes.length, clusterMode ? 3 : 1)
   for (const node of def.nodes) {
+    if (memoryMode) t.match(node.address, /^memory:\/\//, 'the memory engine names its keyspace')
     t.equal(node.role, 'master')
     t.match(node.version, /^\d+\.\d+/)
     t.ok(node.usedMemory > 0)

@@ -12,7 +12,7 @@ import type { SuiteOptions } from '../plugins/index.js'
 import type { TeardownHost } from './fixtures/app.js'
 import { startAppProcess } from './fixtures/app-process.js'
 import { fuzzSeed, prng } from './fixtures/prng.js'
-import { freshPrefix, testRedis } from './fixtures/redis.js'
+import { freshPrefix, needsRedis, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
 
@@ -44,7 +44,7 @@ const dataApps = (() => {
 })()
 
 for (const lock of [false, true]) {
-  t.test(`two app processes${lock ? ' with lock' : ''}: once an invalidation has answered, no later request gets a body computed before it`, async (t) => {
+  t.test(`two app processes${lock ? ' with lock' : ''}: once an invalidation has answered, no later request gets a body computed before it`, { skip: needsRedis('two app processes share one Redis') }, async (t) => {
     const bases = await dataApps()
     const route = lock ? '/locked/data' : '/data'
     const seed = fuzzSeed()

@@ -2,7 +2,7 @@ import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { deleteByPattern, masterNodes, scanPattern } from '../lib/core/scan.js'
 import { buildApp } from './fixtures/app.js'
-import { assertKeysHaveTtl, clusterMode, freshPrefix, scanKeys, testRedis } from './fixtures/redis.js'
+import { assertKeysHaveTtl, clusterMode, freshPrefix, memoryMode, rawClient, scanKeys, testRedis } from './fixtures/redis.js'
 
 const redis = await testRedis()
 
@@ -10,6 +10,7 @@ const redis = await testRedis()
 function pipeliningClient (): Redis | Cluster {
   const c = redis.connection
   if (c.cluster) return new Cluster(c.cluster, { enableAutoPipelining: true })
+  if (memoryMode) return rawClient(redis)
   return new Redis(c.url as string, { enableAutoPipelining: true })
 }
 

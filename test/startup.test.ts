@@ -8,7 +8,7 @@ import type { Server, Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import redisPlugin from '../plugins/redis.js'
 import type { RedisPluginOptions } from '../plugins/redis.js'
-import { clusterMode, freshPrefix, testRedis } from './fixtures/redis.js'
+import { clusterMode, freshPrefix, rawClient, testRedis } from './fixtures/redis.js'
 import { freePort } from './fixtures/redis-server.js'
 
 const redis = await testRedis()
@@ -112,7 +112,7 @@ t.test("connectTimeout must be shorter than Fastify's pluginTimeout", { skip: cl
 // A real server whose INFO reply is rewritten to report another version: the check reads what
 // the client answers, as it would from an old server.
 async function clientReporting (version: string): Promise<Redis> {
-  const client = new Redis(redis.connection.url as string)
+  const client = rawClient(redis) as Redis
   await client.ping()
   const info = client.info.bind(client) as (...args: unknown[]) => Promise<string>
   client.info = (async (...args: unknown[]) => (await info(...args)).replace(/^redis_version:.*$/m, `redis_version:${version}`)) as typeof client.info

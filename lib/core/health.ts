@@ -20,7 +20,7 @@ export interface NodeHealth {
 /** One named connection: ok with its servers, or the error that stopped the check. */
 export interface ConnectionHealth {
   ok: boolean
-  mode: 'standalone' | 'cluster' | 'sentinel'
+  mode: 'standalone' | 'cluster' | 'sentinel' | 'memory'
   /** Every server of the connection (each master of a Cluster). */
   nodes: NodeHealth[]
   /** Worst PING round trip among the nodes, in milliseconds. */
@@ -36,7 +36,7 @@ export interface HealthReport {
 
 /** Checks one client: a PING and an INFO on each server, bounded by the client's command timeout. */
 export async function checkHealth (client: Redis | Cluster): Promise<ConnectionHealth> {
-  const mode = isCluster(client) ? 'cluster' : client.options.sentinels ? 'sentinel' : 'standalone'
+  const mode = isCluster(client) ? 'cluster' : client.options.sentinels ? 'sentinel' : isMemory(client) ? 'memory' : 'standalone'
   try {
     const nodes = isCluster(client) ? client.nodes('master') : [client]
     if (nodes.length === 0) throw new Error('no master node is known')
@@ -56,13 +56,18 @@ async function checkNode (node: Redis, db: number): Promise<NodeHealth> {
   const keyspace = info[`db${db}`] ?? ''
   const keys = /keys=(\d+)/.exec(keyspace)
   return {
-    address: `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`,
+    address: isMemory(node) ? node.options.host as string : `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`,
     role: info.role ?? 'unknown',
     version: info.redis_version ?? 'unknown',
     usedMemory: Number(info.used_memory ?? 0),
     keys: keys ? Number(keys[1]) : 0,
     latencyMs: Math.round(latencyMs * 1000) / 1000
   }
+}
+
+/** True for a client of the memory engine (`memory://`). */
+function isMemory (client: Redis): boolean {
+  return client.options.host?.startsWith('memory://') === true
 }
 
 /** Parses the text of INFO into field → value. */

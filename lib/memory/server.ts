@@ -170,7 +170,8 @@ export class MemoryServer {
   }
 
   info (section: string): string {
-    const lines = ['# Server', `redis_version:${MEMORY_ENGINE_VERSION}`, 'redis_mode:standalone', 'engine:fastify-redis-suite memory', '']
+    const lines = ['# Server', `redis_version:${MEMORY_ENGINE_VERSION}`, 'redis_mode:standalone', 'engine:fastify-redis-suite memory', '',
+      '# Replication', 'role:master', '', '# Memory', `used_memory:${this.#bytes()}`, '']
     if (section === '' || section === 'all' || section === 'keyspace') lines.push('# Keyspace', `db0:keys=${this.keys().length},expires=0,avg_ttl=0`, '')
     if (section === 'all' || section === 'commandstats') {
       lines.push('# Commandstats')
@@ -178,6 +179,19 @@ export class MemoryServer {
       lines.push('')
     }
     return lines.join('\r\n')
+  }
+
+  /** Roughly what the keyspace holds, in bytes (keys and values; not the engine's own overhead). */
+  #bytes (): number {
+    let n = 0
+    for (const [key, e] of this.#data) {
+      n += key.length
+      const v = e.value
+      if (v.type === 'string') n += v.v.length
+      else if (v.type === 'hash') for (const [f, x] of v.v) n += f.length + x.length
+      else for (const m of v.v.keys()) n += m.length + 8
+    }
+    return n
   }
 
   scriptCommand (args: Buffer[]): Reply {
@@ -374,7 +388,10 @@ const COMMANDS: Record<string, Handler> = {
   client: (s, args) => {
     const sub = text(args[1])
     if (sub === 'kill') return text(args[2]) === 'type' && text(args[3]) === 'pubsub' ? s.killSubscribers() : failure('ERR the memory engine supports CLIENT KILL TYPE pubsub only')
-    return sub === 'id' ? 1 : sub === 'getname' ? null : OK
+    if (sub === 'id') return 1
+    if (sub === 'getname') return null
+    if (sub === 'setname') return OK
+    return failure(`ERR the memory engine does not implement CLIENT ${sub.toUpperCase()}`)
   },
   quit: () => OK,
   type: (s, args) => new Status(s.entry(keyOf(args[1]))?.value.type ?? 'none'),

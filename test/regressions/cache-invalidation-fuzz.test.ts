@@ -5,6 +5,7 @@
 // return. maxTtl is short, so invalidation records expire during the run.
 // FUZZ_SEED=<n> replays a run; FUZZ_OPS sets its length.
 import t from 'tap'
+import { needsRedis } from '../fixtures/redis.js'
 import { cacheProcs } from '../fixtures/cache-procs.js'
 import type { CacheProc } from '../fixtures/cache-procs.js'
 import { fuzzSeed, prng } from '../fixtures/prng.js'
@@ -62,7 +63,7 @@ function globMatches (glob: string, key: string): boolean {
   return re.test(key)
 }
 
-t.test(`a random sequence of ${OPS} operations over two processes never reads an invalidated value`, async (t) => {
+t.test(`a random sequence of ${OPS} operations over two processes never reads an invalidated value`, { skip: needsRedis('two app processes share one Redis') }, async (t) => {
   t.comment(`FUZZ_SEED=${seed} replays this run`)
   const { procs } = await cacheProcs(t, 2, { ttl: 1000, maxTtl: MAX_TTL, factoryTimeout: '2s' })
   const rand = prng(seed)
