@@ -47,7 +47,7 @@ t.test('the packed tarball, installed into a consumer project', { skip: clusterM
   t.notOk(files.some((f) => f.startsWith('package/test/') || f.startsWith('package/bench/') || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), 'no tests, benchmarks or TypeScript sources')
 
   for (const variant of [
-    { name: 'newest Fastify 5 from the peer range', deps: { iovalkey: '^0.4.0', ioredis5: 'npm:ioredis@^5' }, clients: ['own', 'ioredis', 'iovalkey', 'ioredis5'] },
+    { name: 'newest Fastify 5 from the peer range', deps: { iovalkey: '^0.4.0', ioredis5: 'npm:ioredis@^5' }, clients: ['own', 'ioredis', 'iovalkey', 'ioredis5', 'memory'] },
     { name: `Fastify ${OLDER_FASTIFY} pinned by the consumer`, deps: { fastify: OLDER_FASTIFY }, clients: ['own'] }
   ]) {
     await t.test(variant.name, async (t) => {
@@ -75,7 +75,9 @@ t.test('the packed tarball, installed into a consumer project', { skip: clusterM
       t.equal(expressEntry.stdout.trim(), 'function', 'the Express entry loads without express installed (its peers are loaded only when used)')
 
       for (const kind of variant.clients) {
-        const served = await run(process.execPath, ['serve.mjs'], { cwd: dir, env: { ...process.env, REDIS_URL: redis.connection.url, PREFIX: freshPrefix(), CLIENT: kind } })
+        // 'memory': the suite's own client on the memory engine (memory://), no server
+        const env = kind === 'memory' ? { REDIS_URL: 'memory://', CLIENT: 'own' } : { REDIS_URL: redis.connection.url, CLIENT: kind }
+        const served = await run(process.execPath, ['serve.mjs'], { cwd: dir, env: { ...process.env, ...env, PREFIX: freshPrefix() } })
         const seen = JSON.parse(served.stdout) as Seen
         t.equal(seen.registerError, undefined, `${kind}: the suite registers`)
         t.equal(seen.fastify, fastifyVersion)

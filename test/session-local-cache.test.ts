@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { LocalTier } from '../lib/core/index.js'
 import { decodeRecord } from '../lib/session/record.js'
-import { freshPrefix, rawClient, scriptCalls, testRedis } from './fixtures/redis.js'
+import { freshPrefix, needsRedis, rawClient, scriptCalls, testRedis } from './fixtures/redis.js'
 import { login, me, noKeyWithoutTtl, sessionApp } from './fixtures/session.js'
 
 const redis = await testRedis()
@@ -218,7 +218,7 @@ t.test('while the subscription is down nothing is served from memory; it comes b
   t.equal(cache.stats.hits, hits + 1, 'and reads are served from memory again')
 })
 
-t.test('with an ioredis keyPrefix, invalidations still find their entries', async (t) => {
+t.test('with an ioredis keyPrefix, invalidations still find their entries', { skip: needsRedis('the ioredis keyPrefix option') }, async (t) => {
   const prefix = freshPrefix()
   const core = redis.mode === 'cluster' ? { clusterOptions: { keyPrefix: 'kp:' } } : { options: { keyPrefix: 'kp:' } }
   const start = async (): Promise<FastifyInstance> => {

@@ -42,8 +42,8 @@ function shape (reply: Reply, buffers: boolean): unknown {
 function commandMethods (target: object, send: (self: any) => Send): void {
   for (const name of MEMORY_COMMANDS) {
     if (name in target) continue // the client's own quit()
-    Object.defineProperty(target, name, { value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), false) } })
-    Object.defineProperty(target, name + 'Buffer', { value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), true) } })
+    Object.defineProperty(target, name, { writable: true, configurable: true, value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), false) } })
+    Object.defineProperty(target, name + 'Buffer', { writable: true, configurable: true, value: function (this: unknown, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), true) } })
   }
   Object.defineProperty(target, 'call', { value: function (this: unknown, name: string, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), false) } })
   Object.defineProperty(target, 'callBuffer', { value: function (this: unknown, name: string, ...args: Arg[]) { return send(this)(toBuffers([name, ...args]), true) } })

@@ -44,6 +44,8 @@ export class MemoryServer {
   readonly #scripts = new Map<string, string>()
   readonly #stats = new Map<string, number>()
   readonly #monitors = new Set<Monitor>()
+  readonly #scans = new Map<number, { keys: string[], offset: number, at: number }>()
+  #nextScan = 1
   #vm: LuaVm | undefined
   #opening: Promise<LuaVm> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -160,6 +162,28 @@ export class MemoryServer {
   }
 
   flush (): void { this.#data.clear() }
+
+  /**
+   * One SCAN page of `count` keys. Cursor 0 takes a snapshot of the key names; later cursors
+   * page through it, skipping keys deleted since. As with Redis, a key present for the whole
+   * scan is returned, and the scan ends when the returned cursor is 0. An unknown cursor (a
+   * scan abandoned for over a minute) ends the scan.
+   */
+  scanPage (cursor: number, count: number): { next: number, keys: string[] } {
+    const now = Date.now()
+    for (const [id, scan] of this.#scans) if (scan.at < now - 60_000) this.#scans.delete(id)
+    let scan = cursor === 0 ? undefined : this.#scans.get(cursor)
+    if (cursor === 0) scan = { keys: [...this.#data.keys()], offset: 0, at: now }
+    if (scan === undefined) return { next: 0, keys: [] }
+    this.#scans.delete(cursor)
+    const page = scan.keys.slice(scan.offset, scan.offset + count).filter((k) => this.entry(k) !== undefined)
+    scan.offset += count
+    if (scan.offset >= scan.keys.length) return { next: 0, keys: page }
+    scan.at = now
+    const next = this.#nextScan++
+    this.#scans.set(next, scan)
+    return { next, keys: page }
+  }
 
   publish (channel: Buffer, message: Buffer): number {
     const set = this.#channels.get(channel.toString('latin1'))
@@ -590,17 +614,24 @@ const COMMANDS: Record<string, Handler> = {
 
   publish: (s, args) => arity(args, 3) ?? s.publish(args[1] as Buffer, args[2] as Buffer),
   scan: (s, args) => {
-    // One page holds every match and the cursor is always 0: a full iteration, never a missed key.
+    const cursor = int(args[1])
+    if (cursor === undefined || cursor < 0) return failure('ERR invalid cursor')
     let match: RegExp | undefined
     let type: string | undefined
+    let count = 10
     for (let i = 2; i < args.length; i += 2) {
       const opt = text(args[i])
+      if (i + 1 >= args.length) return SYNTAX
       if (opt === 'match') match = globToRegExp(keyOf(args[i + 1]))
       else if (opt === 'type') type = text(args[i + 1])
-      else if (opt !== 'count') return SYNTAX
+      else if (opt === 'count') {
+        const n = int(args[i + 1])
+        if (n === undefined || n < 1) return SYNTAX
+        count = n
+      } else return SYNTAX
     }
-    const keys = s.keys().filter((k) => (match === undefined || match.test(k)) && (type === undefined || s.entry(k)?.value.type === type))
-    return [Buffer.from('0'), keys.map((k) => Buffer.from(k, 'latin1'))]
+    const { next, keys } = s.scanPage(cursor, count)
+    return [Buffer.from(String(next)), keys.filter((k) => (match === undefined || match.test(k)) && (type === undefined || s.entry(k)?.value.type === type)).map((k) => Buffer.from(k, 'latin1'))]
   },
   keys: (s, args) => {
     const match = globToRegExp(keyOf(args[1]))
