@@ -6,14 +6,15 @@
 import t from 'tap'
 import type { TeardownHost } from './fixtures/app.js'
 import { startAppProcess } from './fixtures/app-process.js'
-import { freshPrefix, needsRedis } from './fixtures/redis.js'
+import { freshPrefix, memoryMode, needsRedis } from './fixtures/redis.js'
 
 async function startApp (t: TeardownHost, env: Record<string, string>): Promise<string> {
   return (await startAppProcess(t, 'rate-limit-app.ts', env)).ready.base
 }
 
 const prefix = freshPrefix()
-const bases = await Promise.all([1, 2, 3].map(() => startApp(t, { PREFIX: prefix, SHARED_RATE: '120/hour', PLUGIN_RATE: '90/hour', LOGIN_RATE: '40/hour' })))
+// (none on the memory engine, where every test here is skipped)
+const bases = memoryMode ? [] : await Promise.all([1, 2, 3].map(() => startApp(t, { PREFIX: prefix, SHARED_RATE: '120/hour', PLUGIN_RATE: '90/hour', LOGIN_RATE: '40/hour' })))
 
 const count = (statuses: number[]) => {
   const out: Record<number, number> = {}

@@ -371,6 +371,17 @@ function ttl (server: MemoryServer, key: string, unitMs: number): Reply {
   return unitMs === 1 ? left : Math.round(left / unitMs)
 }
 
+/** HDEL and ZREM: removes the fields (members) named after the key; an emptied key goes. */
+function removeMembers (server: MemoryServer, args: Buffer[], type: 'hash' | 'zset'): Reply {
+  const key = keyOf(args[1])
+  const map = server.typed(key, type)
+  if (map instanceof ReplyFailure) return map
+  if (map === undefined) return 0
+  const n = args.slice(2).reduce((c, f) => c + (map.delete(keyOf(f)) ? 1 : 0), 0)
+  if (map.size === 0) server.remove(key)
+  return n
+}
+
 function sortedMembers (z: Map<string, number>): Array<[string, number]> {
   return [...z].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
 }
@@ -504,15 +515,7 @@ const COMMANDS: Record<string, Handler> = {
     if (h instanceof ReplyFailure) return h
     return [...(h ?? [])].flatMap(([f, v]) => [Buffer.from(f, 'latin1'), v])
   },
-  hdel: (s, args) => {
-    const key = keyOf(args[1])
-    const h = s.typed(key, 'hash')
-    if (h instanceof ReplyFailure) return h
-    if (h === undefined) return 0
-    const n = args.slice(2).reduce((c, f) => c + (h.delete(keyOf(f)) ? 1 : 0), 0)
-    if (h.size === 0) s.remove(key)
-    return n
-  },
+  hdel: (s, args) => removeMembers(s, args, 'hash'),
   hincrby: (s, args) => {
     const key = keyOf(args[1])
     const by = int(args[3])
@@ -565,15 +568,7 @@ const COMMANDS: Record<string, Handler> = {
     const sc = z?.get(keyOf(args[2]))
     return sc === undefined ? null : formatScore(sc)
   },
-  zrem: (s, args) => {
-    const key = keyOf(args[1])
-    const z = s.typed(key, 'zset')
-    if (z instanceof ReplyFailure) return z
-    if (z === undefined) return 0
-    const n = args.slice(2).reduce((c, m) => c + (z.delete(keyOf(m)) ? 1 : 0), 0)
-    if (z.size === 0) s.remove(key)
-    return n
-  },
+  zrem: (s, args) => removeMembers(s, args, 'zset'),
   zrange: (s, args) => {
     const z = s.typed(keyOf(args[1]), 'zset')
     if (z instanceof ReplyFailure) return z
