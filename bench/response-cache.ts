@@ -9,6 +9,7 @@ const ROWS: ServerRow[] = [
   ['uncached (5 ms CPU)', 'uncached'],
   ['fastify-redis-suite response cache', 'ours'],
   ['fastify-redis-suite response cache, local tier', 'ours-local'],
+  ['fastify-redis-suite cache.getOrSet in the handler', 'toolkit'],
   ['async-cache-dedupe (redis storage)', 'peer'],
   ['bentocache (redis only)', 'bentocache'],
   ['bentocache (memory + redis, bus)', 'bentocache-tiered']

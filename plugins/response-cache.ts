@@ -59,20 +59,27 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (fastify, 
       if (begin.action === 'serve') return reply.code(begin.status).send(begin.body)
       if (begin.ticket !== undefined) (request as WithTicket)[kTicket] = begin.ticket
     }]
-    route.onSend = [...[route.onSend ?? []].flat(), async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    // Callback-style hooks: a hit (no ticket) passes through them without a promise.
+    route.onSend = [...[route.onSend ?? []].flat(), (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
       const ticket = (request as WithTicket)[kTicket]
-      if (ticket === undefined) return payload
-      const captured = await engine.capture(ticket, request, { status: reply.statusCode, headers: reply.getHeaders(), payload })
-      if (captured.status !== undefined) {
-        // A stale entry replaces the handler's error response: none of its headers describe it.
-        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-        reply.code(captured.status)
-      }
-      reply.headers(captured.headers)
-      return captured.payload
+      if (ticket === undefined) return done(null, payload)
+      engine.capture(ticket, request, { status: reply.statusCode, headers: reply.getHeaders(), payload }).then((captured) => {
+        if (captured.status !== undefined) {
+          // A stale entry replaces the handler's error response: none of its headers describe it.
+          for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+          reply.code(captured.status)
+        }
+        reply.headers(captured.headers)
+        done(null, captured.payload)
+      }, (err: Error) => done(err))
     }]
-    route.onResponse = [...[route.onResponse ?? []].flat(), async (request: FastifyRequest) => {
-      engine.settle((request as WithTicket)[kTicket], null)
+    route.onResponse = [...[route.onResponse ?? []].flat(), (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+      try {
+        engine.settle((request as WithTicket)[kTicket], null)
+      } catch (err) {
+        return done(err as Error) // logged by Fastify, as a rejected async hook would be
+      }
+      done()
     }]
   })
 }

@@ -2,7 +2,8 @@
 // bare (no work), uncached (about 5 ms of CPU per request), ours (the same route cached by
 // this suite), peer (the same work cached with async-cache-dedupe on Redis), bentocache (its
 // Redis-only mode: an L2 store and no in-memory L1), ours-local (hits from the local tier),
-// bentocache-tiered (its memory L1 + Redis L2 with its bus).
+// bentocache-tiered (its memory L1 + Redis L2 with its bus), toolkit (cache.getOrSet in the
+// handler).
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { createCache } from 'async-cache-dedupe'
@@ -31,6 +32,11 @@ if (mode === 'bare') {
   await app.register(cachePlugin, { local })
   await app.register(responseCache, { local })
   app.get('/', { config: { cache: { ttl: '10m' } } }, async () => work())
+} else if (mode === 'toolkit') {
+  // The cache toolkit inside the handler: the value from Redis, serialized by Fastify again.
+  await app.register(redis, { url: process.env.REDIS_URL })
+  await app.register(cachePlugin, {})
+  app.get('/', async () => app.cache.getOrSet('listings', async () => work(), { ttl: '10m' }))
 } else if (mode === 'peer') {
   const client = new Redis(process.env.REDIS_URL as string)
   const peer = createCache({ ttl: 600, storage: { type: 'redis', options: { client } } }).define('page', async (_key: string) => work())

@@ -61,7 +61,12 @@ export interface CacheCore {
 }
 
 /** A fresh entry as read from Redis, kept in memory, and when it was read (local ms). */
-export interface LocalCopy { item: StoredItem, at: number }
+export interface LocalCopy {
+  item: StoredItem
+  at: number
+  /** The decoded value when it is bytes (a Buffer is handed out as it is, so it is decoded once); objects are decoded at every hit, so that no caller sees another's changes. */
+  bytes?: Buffer
+}
 
 // Counts that nobody reads (copies decoded for the local tier count apart).
 const SCRATCH: NamespaceStats = { hits: 0, localHits: 0, misses: 0, staleHits: 0, errors: 0 }
@@ -164,7 +169,7 @@ export class CacheBase {
     if (copy === undefined) return undefined
     const { item, at } = copy
     const aged = item.pttl < 0 ? item : { ...item, pttl: item.pttl - (now - at) }
-    const entry = this.#toEntry<T>(aged, '', SCRATCH)
+    const entry = this.#toEntry<T>(aged, '', SCRATCH, copy)
     if (entry.state !== 'fresh') return undefined
     stats.localHits++
     return entry
@@ -199,7 +204,7 @@ export class CacheBase {
     channels.cacheRead.publish({ prefix: this.core.keyspace.prefix, namespace: this.name, keys, hits: tally.hits + tally.localHits, misses: tally.misses, stale: tally.staleHits, errors: tally.errors })
   }
 
-  #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats): CacheEntry<T> {
+  #toEntry<T> (item: StoredItem | Error | null, readAt: string, stats: NamespaceStats, copy?: LocalCopy): CacheEntry<T> {
     if (item === null) {
       stats.misses++
       return { state: 'miss', readAt }
@@ -207,7 +212,12 @@ export class CacheBase {
     let value: T
     try {
       if (item instanceof Error) throw item
-      value = this.core.codec.decode(item.payload) as T
+      if (copy?.bytes !== undefined) {
+        value = copy.bytes as T
+      } else {
+        value = this.core.codec.decode(item.payload) as T
+        if (copy !== undefined && Buffer.isBuffer(value)) copy.bytes = value
+      }
     } catch (err) {
       this.core.breaker.warn(err, 'cache entry could not be decoded; treating it as a miss')
       stats.misses++

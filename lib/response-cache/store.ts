@@ -37,9 +37,20 @@ function decodeEntry (bytes: unknown): ResponseEntry | undefined {
   }
 }
 
-function lookupOf (read: Exclude<CacheEntry<Buffer>, { state: 'error' }>): Lookup {
+// Entries decoded from the local tier's copies: a copy is the same Buffer at every hit, so it
+// is decoded once.
+const decodedCopies = new WeakMap<Buffer, ResponseEntry | undefined>()
+
+function decodeCopy (bytes: Buffer): ResponseEntry | undefined {
+  if (decodedCopies.has(bytes)) return decodedCopies.get(bytes)
+  const entry = decodeEntry(bytes)
+  decodedCopies.set(bytes, entry)
+  return entry
+}
+
+function lookupOf (read: Exclude<CacheEntry<Buffer>, { state: 'error' }>, copy = false): Lookup {
   if (read.state === 'miss') return { state: 'miss', readAt: read.readAt }
-  const entry = decodeEntry(read.value)
+  const entry = copy ? decodeCopy(read.value) : decodeEntry(read.value)
   return entry === undefined ? { state: 'miss', readAt: read.readAt } : { state: read.state, readAt: read.readAt, entry, age: read.age }
 }
 
@@ -74,7 +85,7 @@ export class ResponseStore {
     if (fresh) return this.#read(key, false)
     if (local) {
       const held = this.#cache.localEntry<Buffer>(key)
-      if (held !== undefined && held.state !== 'error') return Promise.resolve(lookupOf(held))
+      if (held !== undefined && held.state !== 'error') return Promise.resolve(lookupOf(held, true))
     }
     const queueKey = local ? 'l' + key : 'r' + key
     let pending = this.#queued.get(queueKey)
