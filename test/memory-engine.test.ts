@@ -140,6 +140,8 @@ t.test('pub/sub, MONITOR, pipelines and closing', async (t) => {
   t.equal(await a.call('publish', 'ch', 'one'), 1, 'PUBLISH counts the subscriber')
   const results = await a.pipeline().set('p', '1').incr('p').get('p').incr('nope-not-a-number-key').exec()
   t.same(results, [[null, 'OK'], [null, 2], [null, '2'], [null, 1]], 'a pipeline answers [error, result] pairs')
+  await a.hset('h', 'f1', 'v1', 'f2', 'v2')
+  t.same(await a.hgetall('h'), { f1: 'v1', f2: 'v2' }, 'HGETALL answers an object, as ioredis does')
   const failed = await a.pipeline().set('w', 'x').incr('w').exec()
   t.match(String(failed?.[1]?.[0]), /not an integer/, "one command's error does not stop the others")
   await new Promise((resolve) => setImmediate(resolve))

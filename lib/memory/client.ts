@@ -61,7 +61,17 @@ function sendNow (client: MemoryRedis, args: Buffer[], buffers: boolean): Promis
     return Promise.reject(err)
   }
   const reply = shape(client.run(args), buffers)
-  return reply instanceof Error ? Promise.reject(reply) : Promise.resolve(reply)
+  if (reply instanceof Error) return Promise.reject(reply)
+  // ioredis answers HGETALL as an object of field → value.
+  if (Array.isArray(reply) && args[0]?.toString().toLowerCase() === 'hgetall') return Promise.resolve(pairsToObject(reply))
+  return Promise.resolve(reply)
+}
+
+function pairsToObject (flat: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  // defineProperty: a field named __proto__ is an own key, never the object's prototype
+  for (let i = 0; i < flat.length; i += 2) Object.defineProperty(out, String(flat[i]), { value: flat[i + 1], enumerable: true, writable: true, configurable: true })
+  return out
 }
 
 /** Turns a defined script's call arguments into EVAL's: the keys first, then ARGV. */
