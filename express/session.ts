@@ -42,7 +42,8 @@ export async function createExpressSessions (lib: RedisSessionStore, options: Re
         if (err !== undefined && err !== null) return cb(err)
         if (record === null || record === undefined) return cb(null, null)
         const { originalMaxAge } = record.cookie as { originalMaxAge: number }
-        record.cookie = { ...attributes, originalMaxAge, expires: lib.cookieExpiry(record).toISOString() }
+        // A Date, not its ISO string: express-session takes either, and a string is parsed back.
+        record.cookie = { path, domain, httpOnly, sameSite, secure: attributes.secure, originalMaxAge, expires: lib.cookieExpiry(record) }
         cb(null, record as unknown as SessionData)
       })
     }
