@@ -161,15 +161,19 @@ t.test(`a random sequence of ${OPS} operations over two processes never reads an
         { op: 'set', key, value: fresh(), opts: { tags: someTags() } }
       ])
       step(`overlap ${short} ${before} / ${write.op} ${JSON.stringify(write.op === 'set' ? write.value : (write.tags ?? ''))} / ${after}`)
-      const res = await p.call<{ first: unknown, second: unknown, state: string }>('overlap', { ns, key, before, after, delay: 60, write: { ...write, ns }, opts: { tags } })
+      const res = await p.call<{ first: unknown, firstState: string, second: unknown, state: string }>('overlap', { ns, key, before, after, delay: 60, write: { ...write, ns }, opts: { tags } })
+      // A first call that found the entry stale answered it and refreshed it behind, with the
+      // factory's value, read before the write: the write's rules apply to it as to a miss's.
+      const refreshed = res.first !== before && res.firstState === 'stale'
       if (res.first !== before) check(ns, key, res.first, 'overlap (first call)')
       else model.only(ns, key, before, tags) // it stored its value, to be invalidated by the write
+      if (refreshed) model.slot(ns, key).set(before, tags)
       if (write.op === 'invalidateTags') model.dropTag(write.tags?.[0] as string)
       else if (write.op === 'invalidateAll') model.clear((a) => ns.length === 0 || a === ns.join('/') || a.startsWith(ns.join('/') + '/'))
       else if (write.op === 'delete') {
         // A delete leaves no record: the running call's value, read before it, may land after it.
         model.clear((a, b) => a === ns.join('/') && b === key)
-        if (res.first === before) model.slot(ns, key).set(before, tags)
+        if (res.first === before || refreshed) model.slot(ns, key).set(before, tags)
       } else model.only(ns, key, write.value as string, write.opts?.tags ?? [])
       if (res.state === 'miss') {
         if (res.second !== after) violation = `overlap: the second call said miss but returned ${String(res.second)}`
