@@ -169,12 +169,21 @@ t.test('memory:// connection rules', async (t) => {
   for (const [opts, path] of [
     [{ url: 'redis://127.0.0.1:6379', allowMemoryInProduction: true }, 'redis.allowMemoryInProduction'],
     [{ url: 'memory://', options: { db: 1 } }, 'redis.options'],
-    [{ url: 'memory://', allowMemoryInProduction: 'yes' }, 'redis.allowMemoryInProduction']
+    [{ url: 'memory://', allowMemoryInProduction: 'yes' }, 'redis.allowMemoryInProduction'],
+    [{ url: 'mem://x' }, 'redis.url']
   ] as const) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(redisPlugin, opts as never).ready() }, { code: 'FRS_INVALID_OPTION', message: new RegExp(path.replace('.', '\\.')) }, `${JSON.stringify(opts)} is refused naming ${path}`)
     await app.close()
   }
+})
+
+t.test('memory:// names: a stray % is part of the name, not a startup crash', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisPlugin, { url: 'memory://odd%E0name' }).ready()
+  t.equal(await app.redis.set('k', 'v'), 'OK')
+  t.match((await app.redisHealth()).connections.default, { ok: true, mode: 'memory' })
 })
 
 t.test('the example runs on the memory engine when there is neither REDIS_URL nor redis-server, and says so', async (t) => {

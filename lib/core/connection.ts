@@ -148,7 +148,12 @@ export function createConnection (name: string, config: ConnectionConfig, defaul
 /** The memory engine's keyspace name of a `memory://name` URL ('default' for `memory://`), or undefined for another URL. */
 export function memoryName (url: string): string | undefined {
   if (!url.startsWith('memory://')) return undefined
-  return decodeURIComponent(url.slice('memory://'.length).replace(/\/+$/, '')) || 'default'
+  const name = url.slice('memory://'.length).replace(/\/+$/, '')
+  try {
+    return decodeURIComponent(name) || 'default'
+  } catch {
+    return name // a stray % is part of the name
+  }
 }
 
 /** Socket errors that say the server cannot be reached as configured, rather than that it is slow. */
