@@ -117,8 +117,16 @@ export class MemoryRedis extends EventEmitter {
   async connect (): Promise<void> {
     if (this.status === 'ready' || this.status === 'connecting') throw new Error('Redis is already connecting/connected')
     this.status = 'connecting'
-    await this.#server.open()
-    if (this.status !== 'connecting') return // closed meanwhile
+    try {
+      await this.#server.open()
+    } catch (err) {
+      if (this.status === 'connecting') this.status = 'wait' // the Lua VM did not load: a later connect() tries again
+      throw err
+    }
+    if (this.status !== 'connecting') { // closed meanwhile: give back the open it counted
+      this.#server.close()
+      return
+    }
     this.status = 'ready'
     this.emit('connect')
     this.emit('ready')

@@ -62,7 +62,10 @@ export class MemoryServer {
 
   /** A client opens: the Lua VM is loaded (once) and expired keys are swept while clients are open. */
   async open (): Promise<void> {
-    this.#opening ??= LuaVm.open().then((vm) => { this.#vm = vm; return vm })
+    this.#opening ??= LuaVm.open().then((vm) => { this.#vm = vm; return vm }, (err: unknown) => {
+      this.#opening = undefined // the next open tries again
+      throw err
+    })
     await this.#opening
     if (this.#clients++ === 0) {
       this.#sweeper = setInterval(() => this.#sweep(), 1000)
@@ -82,7 +85,12 @@ export class MemoryServer {
     const handler = COMMANDS[name]
     if (handler === undefined) return failure(`ERR unknown command '${name}' (the memory engine does not implement it)`)
     this.#stats.set(name, (this.#stats.get(name) ?? 0) + 1)
-    return handler(this, args)
+    try {
+      return handler(this, args)
+    } catch (err) {
+      // A defect of the engine answers as an error reply, never as a throw from inside a script.
+      return failure(`ERR the memory engine failed on '${name}': ${(err as Error).message}`)
+    }
   }
 
   /** Runs a script by its source (what ioredis's defineCommand does with EVALSHA), counted as an EVALSHA. */
