@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import type { Cluster } from 'ioredis'
 import { redis as redisPlugin } from '../plugins/index.js'
 import { MemoryRedis } from '../lib/memory/index.js'
 import { bootExample } from './fixtures/example.js'
@@ -127,6 +128,35 @@ return { 7.9, false, n > 1e12 and 1 or 0, redis.call('GET', KEYS[1]), #ARGV[1], 
   await t.rejects((memory as unknown as { bad: () => Promise<unknown> }).bad(), /Error compiling script/, 'a syntax error is an error reply')
   t.same(await memory.call('eval', 'return ARGV[1] .. KEYS[1]', 1, 'k', 'v'), 'vk', 'EVAL')
   await t.rejects(memory.call('evalsha', 'f'.repeat(40), 0), /NOSCRIPT/, 'EVALSHA of an unknown script says NOSCRIPT')
+})
+
+t.test('keys do not expire while a script runs, as in Redis: GET sees the key, PTTL counts down to 0', async (t) => {
+  const memory = new MemoryRedis(freshPrefix()) as unknown as Redis
+  t.teardown(() => memory.disconnect())
+  // The script spins until its clock passes the key's expiry, then reads it: Redis judges expiry
+  // by the script's start, so GET still sees the key, and PTTL (counted by the clock) says 0.
+  const spin = {
+    numberOfKeys: 1,
+    lua: `
+redis.call('SET', KEYS[1], 'v', 'PX', 5)
+local t = redis.call('TIME')
+local start = tonumber(t[1]) * 1000000 + tonumber(t[2])
+repeat t = redis.call('TIME') until tonumber(t[1]) * 1000000 + tonumber(t[2]) > start + 20000
+return { redis.call('GET', KEYS[1]) or 'gone', redis.call('PTTL', KEYS[1]) }`
+  }
+  memory.defineCommand('spin', spin)
+  const run = (c: Redis | Cluster, key: string): Promise<[string, number]> => (c as unknown as { spin: (k: string) => Promise<[string, number]> }).spin(key)
+  const key = `{${freshPrefix()}}k`
+  const got = await run(memory, key)
+  t.same(got, ['v', 0], 'the key read 20 ms later is still there inside the script, with PTTL 0')
+  if (!memoryMode) {
+    const real = rawClient(await testRedis())
+    t.teardown(() => real.disconnect())
+    real.defineCommand('spin', spin)
+    t.same(await run(real, key), got, 'a real Redis answers the same')
+  }
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(await memory.exists(key), 0, 'after the script it has expired')
 })
 
 t.test('pub/sub, MONITOR, pipelines and closing', async (t) => {

@@ -47,6 +47,8 @@ export class MemoryServer {
   readonly #scans = new Map<number, { keys: string[], offset: number, at: number }>()
   #nextScan = 1
   #vm: LuaVm | undefined
+  /** The time a running script started: as in Redis, keys do not expire while a script runs. */
+  #frozen: number | undefined
   #opening: Promise<LuaVm> | undefined
   #sweeper: NodeJS.Timeout | undefined
   #clients = 0
@@ -76,6 +78,11 @@ export class MemoryServer {
   /** A client closes; the keyspace stays (like a server's) for the clients still to come. */
   close (): void {
     if (this.#clients > 0 && --this.#clients === 0) clearInterval(this.#sweeper)
+  }
+
+  /** The keyspace's clock in ms: frozen at a script's start while it runs. */
+  now (): number {
+    return this.#frozen ?? Date.now()
   }
 
   /** Runs one command (`args[0]` is its name). Never throws: an error is a ReplyFailure. */
@@ -140,7 +147,7 @@ export class MemoryServer {
   entry (key: string): Entry | undefined {
     const e = this.#data.get(key)
     if (e === undefined) return undefined
-    if (e.expiresAt !== 0 && e.expiresAt <= Date.now()) {
+    if (e.expiresAt !== 0 && e.expiresAt <= this.now()) {
       this.#data.delete(key)
       return undefined
     }
@@ -258,11 +265,16 @@ export class MemoryServer {
     const vm = this.#vmOrFail()
     const compiled = vm.define(sha, this.#scripts.get(sha) as string)
     if (compiled !== undefined) return compiled
-    return vm.run(sha, keys, argv, (args) => {
-      const name = args[0]?.toString().toLowerCase() ?? ''
-      if (NOT_IN_SCRIPTS.has(name)) return failure('ERR This Redis command is not allowed from script')
-      return this.exec(args, 'lua')
-    })
+    this.#frozen = Date.now()
+    try {
+      return vm.run(sha, keys, argv, (args) => {
+        const name = args[0]?.toString().toLowerCase() ?? ''
+        if (NOT_IN_SCRIPTS.has(name)) return failure('ERR This Redis command is not allowed from script')
+        return this.exec(args, 'lua')
+      })
+    } finally {
+      this.#frozen = undefined
+    }
   }
 
   #vmOrFail (): LuaVm {
@@ -362,7 +374,7 @@ function setExpiry (server: MemoryServer, args: Buffer[], unitMs: number): Reply
   if (n === undefined) return NOT_INTEGER
   const e = server.entry(key)
   if (e === undefined) return 0
-  const at = Date.now() + n * unitMs
+  const at = server.now() + n * unitMs
   const flag = text(args[3])
   if ((flag === 'nx' && e.expiresAt !== 0) || (flag === 'xx' && e.expiresAt === 0) ||
     (flag === 'gt' && (e.expiresAt === 0 || at <= e.expiresAt)) || (flag === 'lt' && e.expiresAt !== 0 && at >= e.expiresAt)) return 0
@@ -375,7 +387,8 @@ function ttl (server: MemoryServer, key: string, unitMs: number): Reply {
   const e = server.entry(key)
   if (e === undefined) return -2
   if (e.expiresAt === 0) return -1
-  const left = e.expiresAt - Date.now()
+  // Judged by the script's start time (the key is still there), counted by the clock: as Redis 7 does, 0 at the least.
+  const left = Math.max(0, e.expiresAt - Date.now())
   return unitMs === 1 ? left : Math.round(left / unitMs)
 }
 
@@ -465,7 +478,7 @@ const COMMANDS: Record<string, Handler> = {
         const n = int(args[++i])
         if (n === undefined) return NOT_INTEGER
         if (n <= 0) return failure("ERR invalid expire time in 'set' command")
-        expiresAt = opt === 'px' ? Date.now() + n : opt === 'ex' ? Date.now() + n * 1000 : opt === 'pxat' ? n : n * 1000
+        expiresAt = opt === 'px' ? s.now() + n : opt === 'ex' ? s.now() + n * 1000 : opt === 'pxat' ? n : n * 1000
       } else return SYNTAX
     }
     if ((nx && xx) || (keep && expiresAt !== 0)) return SYNTAX
